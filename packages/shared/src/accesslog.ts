@@ -1,0 +1,45 @@
+import type { ObjectRef } from './resource.js';
+
+/** AccessLog as design.md §6 fixes it: one per gateway request, DENIED ones too. */
+export interface AccessLog {
+  apiVersion: 'core/v1';
+  kind: 'AccessLog';
+  metadata: { id: string; createdAt: string; actorRef?: ObjectRef; targetRef?: ObjectRef };
+  entry: {
+    common: {
+      startedAt: string;
+      endedAt: string;
+      status: 'ALLOWED' | 'DENIED' | 'STATUS_UNSET';
+      mode: 'HTTP';
+      reason: { type: string; details?: Record<string, unknown> };
+      userRef?: ObjectRef;
+      serviceRef?: ObjectRef;
+      namespaceRef?: ObjectRef;
+      sessionRef?: ObjectRef;
+      isPublic: boolean;
+      isAnonymous: boolean;
+      plugins?: Array<{ name: string; type: string; outcome: string; error?: string }>;
+    };
+    info: {
+      http: {
+        request: { path: string; uri: string; method: string; userAgent?: string; bodyBytes: number; bodyMap?: unknown };
+        response: { code: number; bodyBytes: number; contentType?: string; bodyMap?: unknown };
+        httpVersion: string;
+      };
+    };
+  };
+}
+
+export interface AccessLogFilter { service?: string; user?: string; status?: string; method?: string }
+
+/** Same filter logic on the server (history + live tail) and anywhere else that needs it. */
+export function matchesAccessLog(log: AccessLog, f: AccessLogFilter): boolean {
+  if (f.service && log.entry.common.serviceRef?.name !== f.service) return false;
+  if (f.user && log.entry.common.userRef?.name !== f.user) return false;
+  if (f.status && log.entry.common.status !== f.status.toUpperCase()) return false;
+  if (f.method) {
+    const body = log.entry.info.http.request.bodyMap as { method?: unknown } | undefined;
+    if (body?.method !== f.method && log.entry.info.http.request.method !== f.method) return false;
+  }
+  return true;
+}

@@ -1,0 +1,55 @@
+/**
+ * One error taxonomy for every process (style.md §5): a stable `code`, the HTTP status it maps to, and
+ * optional structured details. Tests assert on `code`, never on message text.
+ */
+export const ErrorCodes = {
+  INVALID_ARGUMENT: { code: 'OCT_ERR_INVALID_ARGUMENT', status: 400 },
+  UNAUTHENTICATED: { code: 'OCT_ERR_UNAUTHENTICATED', status: 401 },
+  PERMISSION_DENIED: { code: 'OCT_ERR_PERMISSION_DENIED', status: 403 },
+  POLICY_DENIED: { code: 'OCT_ERR_POLICY_DENIED', status: 403 },
+  NOT_FOUND: { code: 'OCT_ERR_NOT_FOUND', status: 404 },
+  SERVICE_NOT_FOUND: { code: 'OCT_ERR_SERVICE_NOT_FOUND', status: 404 },
+  ALREADY_EXISTS: { code: 'OCT_ERR_ALREADY_EXISTS', status: 409 },
+  CONFLICT: { code: 'OCT_ERR_CONFLICT', status: 409 },
+  REFERENCED: { code: 'OCT_ERR_REFERENCED', status: 409 },
+  BODY_TOO_LARGE: { code: 'OCT_ERR_BODY_TOO_LARGE', status: 413 },
+  INTERNAL: { code: 'OCT_ERR_INTERNAL', status: 500 },
+  PLUGIN_FAILED: { code: 'OCT_ERR_PLUGIN_FAILED', status: 500 },
+  UPSTREAM_FAILED: { code: 'OCT_ERR_UPSTREAM_FAILED', status: 502 },
+  UPSTREAM_NOT_CONNECTED: { code: 'OCT_ERR_UPSTREAM_NOT_CONNECTED', status: 503 },
+  UPSTREAM_TIMEOUT: { code: 'OCT_ERR_UPSTREAM_TIMEOUT', status: 504 },
+  UNREACHABLE: { code: 'OCT_ERR_UNREACHABLE', status: 503 },
+} as const;
+
+export type ErrorName = keyof typeof ErrorCodes;
+export type ErrorCode = (typeof ErrorCodes)[ErrorName]['code'];
+
+export class OcteliumError extends Error {
+  readonly code: ErrorCode;
+  readonly httpStatus: number;
+  readonly details?: unknown;
+  constructor(name: ErrorName, message: string, details?: unknown, httpStatus?: number) {
+    super(message);
+    this.name = 'OcteliumError';
+    this.code = ErrorCodes[name].code;
+    this.httpStatus = httpStatus ?? ErrorCodes[name].status;
+    this.details = details;
+  }
+  toJSON(): ErrorBody {
+    return { error: { code: this.code, message: this.message, ...(this.details === undefined ? {} : { details: this.details }) } };
+  }
+}
+
+export interface ErrorBody {
+  error: { code: string; message: string; details?: unknown };
+}
+
+export function isErrorBody(v: unknown): v is ErrorBody {
+  return typeof v === 'object' && v !== null && typeof (v as ErrorBody).error?.code === 'string';
+}
+
+/** Rebuilds an OcteliumError from a JSON error body (API client side). */
+export function errorFromBody(body: ErrorBody, httpStatus: number): OcteliumError {
+  const name = (Object.keys(ErrorCodes) as ErrorName[]).find((k) => ErrorCodes[k].code === body.error.code) ?? 'INTERNAL';
+  return new OcteliumError(name, body.error.message, body.error.details, httpStatus);
+}

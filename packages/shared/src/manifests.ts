@@ -1,0 +1,55 @@
+import { LineCounter, parseAllDocuments, type Document } from 'yaml';
+import type { Resource } from './resource.js';
+import { formatPath, validateResource, type PathSegment } from './validate.js';
+
+export interface ManifestDoc { file: string; index: number; line: number; resource: Resource }
+export interface ManifestError { file: string; index: number; line?: number; path?: string; message: string }
+
+export function formatManifestError(e: ManifestError): string {
+  const where = `${e.file}: document ${e.index + 1}${e.line ? ` (line ${e.line})` : ''}`;
+  return `${where}: ${e.path ? `${e.path}: ` : ''}${e.message}`;
+}
+
+/** The 1-based line where the node at `path` (or its closest existing parent) starts. */
+function lineOf(doc: Document, lc: LineCounter, path: PathSegment[]): number | undefined {
+  // Point at the key itself when the path ends in a mapping key (an unknown field's value may start later).
+  const last = path[path.length - 1];
+  const parent = doc.getIn(path.slice(0, -1), true) as { items?: Array<{ key?: { value?: unknown; range?: [number, number, number] } }> } | undefined;
+  const pair = typeof last === 'string' ? parent?.items?.find((p) => p.key?.value === last) : undefined;
+  if (pair?.key?.range) return lc.linePos(pair.key.range[0]).line;
+  for (let n = path.length; n >= 0; n--) {
+    const node = doc.getIn(path.slice(0, n), true) as { range?: [number, number, number] } | undefined;
+    if (node && node.range) return lc.linePos(node.range[0]).line;
+  }
+  return undefined;
+}
+
+/**
+ * Parses multi-document YAML and validates every document. Nothing is partial: callers get every
+ * resource and every error, and decide (apply is all-or-nothing per invocation).
+ */
+export function parseManifests(text: string, file: string): { docs: ManifestDoc[]; errors: ManifestError[] } {
+  const lc = new LineCounter();
+  const docs: ManifestDoc[] = [];
+  const errors: ManifestError[] = [];
+  const parsed = parseAllDocuments(text, { lineCounter: lc, prettyErrors: true });
+  const list = Array.isArray(parsed) ? parsed : [];
+  if (!Array.isArray(parsed)) errors.push({ file, index: 0, message: 'not a YAML stream' });
+  let index = -1;
+  for (const doc of list) {
+    const start = doc.contents?.range?.[0] ?? doc.range?.[0] ?? 0;
+    if (doc.errors.length === 0 && (doc.contents === null || doc.contents === undefined)) continue; // empty document (e.g. trailing ---)
+    index++;
+    if (doc.errors.length) {
+      for (const e of doc.errors) errors.push({ file, index, line: e.linePos?.[0]?.line, message: `YAML syntax error: ${e.message.split('\n')[0]}` });
+      continue;
+    }
+    const v = validateResource(doc.toJS({ maxAliasCount: 100 }));
+    if (!v.ok) {
+      for (const issue of v.issues) errors.push({ file, index, line: lineOf(doc, lc, issue.path), path: formatPath(issue.path), message: issue.message });
+      continue;
+    }
+    docs.push({ file, index, line: lc.linePos(start).line, resource: v.resource });
+  }
+  return { docs, errors };
+}

@@ -1,0 +1,1 @@
+export { PolicySpec } from './common.js';
