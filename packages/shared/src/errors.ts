@@ -15,6 +15,10 @@ export const ErrorCodes = {
   BODY_TOO_LARGE: { code: 'OCT_ERR_BODY_TOO_LARGE', status: 413 },
   INTERNAL: { code: 'OCT_ERR_INTERNAL', status: 500 },
   PLUGIN_FAILED: { code: 'OCT_ERR_PLUGIN_FAILED', status: 500 },
+  /** A plugin stopped the request on purpose (Lua `octelium.req.exit(code)`, a direct response …). */
+  PLUGIN_EXIT: { code: 'OCT_ERR_PLUGIN_EXIT', status: 403 },
+  INVALID_JSON: { code: 'OCT_ERR_INVALID_JSON', status: 400 },
+  SERVICE_NOT_PUBLIC: { code: 'OCT_ERR_SERVICE_NOT_PUBLIC', status: 403 },
   UPSTREAM_FAILED: { code: 'OCT_ERR_UPSTREAM_FAILED', status: 502 },
   UPSTREAM_NOT_CONNECTED: { code: 'OCT_ERR_UPSTREAM_NOT_CONNECTED', status: 503 },
   UPSTREAM_TIMEOUT: { code: 'OCT_ERR_UPSTREAM_TIMEOUT', status: 504 },

@@ -12,3 +12,5 @@ export * from './schema/service.js';
 export * from './schema/identity.js';
 export * from './api-client.js';
 export * from './login-state.js';
+export * from './cli-auth.js';
+export * from './run-cli.js';

@@ -44,12 +44,24 @@ export function parseManifests(text: string, file: string): { docs: ManifestDoc[
       for (const e of doc.errors) errors.push({ file, index, line: e.linePos?.[0]?.line, message: `YAML syntax error: ${e.message.split('\n')[0]}` });
       continue;
     }
-    const v = validateResource(doc.toJS({ maxAliasCount: 100 }));
-    if (!v.ok) {
-      for (const issue of v.issues) errors.push({ file, index, line: lineOf(doc, lc, issue.path), path: formatPath(issue.path), message: issue.message });
-      continue;
+    const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+    // `get -o yaml|json` prints lists as `kind: List` with items, so that output re-applies as is.
+    const isList = value && typeof value === 'object' && (value as { kind?: unknown }).kind === 'List' && Array.isArray((value as { items?: unknown }).items);
+    const items: Array<{ raw: unknown; prefix: PathSegment[] }> = isList
+      ? ((value as { items: unknown[] }).items).map((raw, i) => ({ raw, prefix: ['items', i] }))
+      : [{ raw: value, prefix: [] }];
+    for (const { raw, prefix } of items) {
+      const v = validateResource(raw);
+      if (!v.ok) {
+        for (const issue of v.issues) {
+          const path = [...prefix, ...issue.path];
+          errors.push({ file, index, line: lineOf(doc, lc, path), path: formatPath(path), message: issue.message });
+        }
+        continue;
+      }
+      const node = doc.getIn(prefix, true) as { range?: [number, number, number] } | undefined;
+      docs.push({ file, index, line: lc.linePos(node?.range?.[0] ?? start).line, resource: v.resource });
     }
-    docs.push({ file, index, line: lc.linePos(start).line, resource: v.resource });
   }
   return { docs, errors };
 }

@@ -145,6 +145,12 @@ export class ResourceStore {
     });
   }
 
+  /** True when applying `input` would change nothing the user controls. */
+  isUnchanged(input: Resource): boolean {
+    const current = this.get(input.kind, input.metadata.name);
+    return Boolean(current) && userView({ ...input, data: input.data ?? current!.data, status: input.status ?? current!.status }) === userView(current!);
+  }
+
   delete(kind: KindName, name: string): Resource {
     const current = this.mustGet(kind, name);
     return this.transaction(() => {

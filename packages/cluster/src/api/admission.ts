@@ -1,0 +1,16 @@
+import { OcteliumError, formatIssue, validateResource, type Issue, type Resource } from '@octelium-ts/shared';
+
+/** Extra checks beyond the schema (CEL compiles, Lua parses …), registered by the subsystems that own them. */
+export type AdmissionCheck = (r: Resource) => Issue[] | Promise<Issue[]>;
+
+/** Schema validation plus every admission check; throws INVALID_ARGUMENT listing each problem with its path. */
+export async function admit(raw: unknown, checks: AdmissionCheck[], label?: string): Promise<Resource> {
+  const v = validateResource(raw);
+  const name = (raw as { kind?: string; metadata?: { name?: string } } | undefined);
+  const who = label ?? `${String(name?.kind ?? 'resource').toLowerCase()}/${name?.metadata?.name ?? '?'}`;
+  if (!v.ok) throw new OcteliumError('INVALID_ARGUMENT', `${who}: ${v.issues.map(formatIssue).join('; ')}`, { issues: v.issues });
+  const issues: Issue[] = [];
+  for (const check of checks) issues.push(...(await check(v.resource)));
+  if (issues.length) throw new OcteliumError('INVALID_ARGUMENT', `${who}: ${issues.map(formatIssue).join('; ')}`, { issues });
+  return v.resource;
+}

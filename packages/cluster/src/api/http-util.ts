@@ -1,0 +1,46 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { OcteliumError } from '@octelium-ts/shared';
+
+export const MAX_API_BODY = 32 * 1024 * 1024;
+
+export function sendJSON(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
+  res.end(text);
+}
+
+export function sendError(res: ServerResponse, err: unknown, headers: Record<string, string> = {}): void {
+  const e = err instanceof OcteliumError ? err : new OcteliumError('INTERNAL', 'internal error');
+  if (!(err instanceof OcteliumError)) console.error('internal error:', err);
+  if (res.headersSent) return void res.destroy();
+  sendJSON(res, e.httpStatus, e.toJSON(), headers);
+}
+
+export async function readBody(req: IncomingMessage, limit = MAX_API_BODY): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > limit) throw new OcteliumError('BODY_TOO_LARGE', `request body exceeds ${limit} bytes`);
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+export async function readJSON(req: IncomingMessage): Promise<unknown> {
+  const buf = await readBody(req);
+  if (!buf.length) return undefined;
+  try {
+    return JSON.parse(buf.toString('utf8'));
+  } catch {
+    throw new OcteliumError('INVALID_ARGUMENT', 'request body is not valid JSON');
+  }
+}
+
+/** Bearer token from `Authorization: Bearer …` or `X-Octelium-Auth` (design.md §2). */
+export function bearerToken(req: IncomingMessage): string | undefined {
+  const h = req.headers.authorization;
+  if (h && /^bearer\s+/i.test(h)) return h.replace(/^bearer\s+/i, '').trim() || undefined;
+  const x = req.headers['x-octelium-auth'];
+  return (Array.isArray(x) ? x[0] : x)?.trim() || undefined;
+}

@@ -1,0 +1,138 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  API_PREFIX, KINDS, OcteliumError, canonicalServiceName, lookupKind, matchesAccessLog, type AccessLogFilter, type ApplyRequest, type KindDef, type Resource,
+  type CredentialSpec,
+} from '@octelium-ts/shared';
+import type { ResourceStore } from '../store/resource-store.js';
+import type { IdentityService } from '../auth/identity.js';
+import type { Principal } from '../auth/principal.js';
+import type { AccessLogStore } from '../accesslog/store.js';
+import { admit, type AdmissionCheck } from './admission.js';
+import { applyResources } from './apply.js';
+import { deleteResource } from './delete.js';
+import { bearerToken, readJSON, sendError, sendJSON } from './http-util.js';
+
+export interface ApiDeps {
+  store: ResourceStore;
+  identity: IdentityService;
+  accessLogs: AccessLogStore;
+  checks: AdmissionCheck[];
+  /** Extra admin routes owned by other subsystems (e.g. `policy/test`); path without the /api/v1 prefix. */
+  extraRoutes?: Record<string, (req: IncomingMessage, res: ServerResponse, principal: Principal) => Promise<void>>;
+}
+
+/** What the API returns for a resource: Secret values never leave the cluster. */
+export function publicView(r: Resource): Resource {
+  if (r.kind !== 'Secret' || !r.data) return r;
+  const { data: _hidden, ...rest } = r;
+  return rest as Resource;
+}
+
+const UNAUTH_HINT = 'run `octelium login --domain <DOMAIN> --auth-token <TOKEN>`';
+
+/** The control-plane API under /api/v1 (JSON). Routes for every kind come from the kind registry. */
+export function createApiHandler(deps: ApiDeps) {
+  const { store, identity } = deps;
+
+  async function principalOf(req: IncomingMessage): Promise<Principal> {
+    const token = bearerToken(req);
+    if (!token) throw new OcteliumError('UNAUTHENTICATED', `no credential presented; ${UNAUTH_HINT}`);
+    const p = await identity.authenticate(token);
+    if (!p) throw new OcteliumError('UNAUTHENTICATED', `invalid or expired token; ${UNAUTH_HINT}`);
+    return p;
+  }
+
+  function requireAdmin(p: Principal): void {
+    if (!identity.isAdmin(p.user)) throw new OcteliumError('PERMISSION_DENIED', `user "${p.user.metadata.name}" is not an admin (member of group octelium-admins)`);
+  }
+
+  async function kindRoute(def: KindDef, name: string | undefined, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const method = req.method ?? 'GET';
+    if (method === 'GET' && !name) {
+      let items = store.list(def.kind);
+      const user = url.searchParams.get('user');
+      if (user && def.kind === 'Credential') items = items.filter((r) => (r.spec as CredentialSpec).user === user);
+      if (user && def.kind === 'Session') items = items.filter((r) => (r.status as { userRef?: { name: string } })?.userRef?.name === user);
+      const ns = url.searchParams.get('namespace');
+      if (ns && def.kind === 'Service') items = items.filter((r) => (r.metadata.name.split('.')[1] ?? 'default') === ns);
+      items.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+      return sendJSON(res, 200, { items: items.map(publicView) });
+    }
+    if (method === 'GET' && name) return sendJSON(res, 200, publicView(store.mustGet(def.kind, name)));
+    if (method === 'DELETE' && name) return sendJSON(res, 200, publicView(deleteResource(store, def.kind, name)));
+    if (def.readOnly) throw new OcteliumError('INVALID_ARGUMENT', `${def.kind} resources are created by the cluster, not through the API`);
+    if (method === 'POST' && !name) {
+      const r = await admit({ ...(await readJSON(req) as object), kind: def.kind }, deps.checks);
+      if (def.kind === 'Credential') return sendJSON(res, 201, identity.createCredential(r));
+      return sendJSON(res, 201, publicView(store.create(r)));
+    }
+    if (method === 'PUT' && name) {
+      const r = await admit({ ...(await readJSON(req) as object), kind: def.kind }, deps.checks);
+      if (r.metadata.name !== name) throw new OcteliumError('INVALID_ARGUMENT', `metadata.name "${r.metadata.name}" does not match the URL`);
+      if (store.get(def.kind, name)?.metadata.isSystem) throw new OcteliumError('INVALID_ARGUMENT', `${def.kind.toLowerCase()}/${name} is a system resource and cannot be changed`);
+      return sendJSON(res, 200, publicView(store.update(r).resource));
+    }
+    throw new OcteliumError('NOT_FOUND', `no route ${method} ${url.pathname}`);
+  }
+
+  async function streamAccessLogs(req: IncomingMessage, res: ServerResponse, filter: AccessLogFilter): Promise<void> {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+    res.write(': following access logs\n\n');
+    const stop = deps.accessLogs.subscribe((log) => {
+      if (matchesAccessLog(log, filter)) res.write(`data: ${JSON.stringify(log)}\n\n`);
+    });
+    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    await new Promise<void>((resolve) => res.on('close', resolve));
+    clearInterval(keepAlive);
+    stop();
+  }
+
+  return async function handleApi(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    try {
+      const path = url.pathname.slice(API_PREFIX.length).replace(/\/+$/, '') || '/';
+      if (path === '/login' && req.method === 'POST') {
+        const body = (await readJSON(req)) as { authToken?: unknown } | undefined;
+        if (typeof body?.authToken !== 'string') throw new OcteliumError('INVALID_ARGUMENT', 'authToken is required');
+        const out = identity.login(body.authToken);
+        return sendJSON(res, 200, out);
+      }
+      const principal = await principalOf(req);
+      if (path === '/whoami') return sendJSON(res, 200, { user: principal.user, session: principal.session, isAdmin: identity.isAdmin(principal.user) });
+      if (path === '/logout' && req.method === 'POST') {
+        if (principal.session && principal.via === 'session') store.delete('Session', principal.session.metadata.name);
+        return sendJSON(res, 200, { ok: true });
+      }
+      requireAdmin(principal);
+      const extra = deps.extraRoutes?.[path];
+      if (extra) return await extra(req, res, principal);
+      if (path === '/apply' && req.method === 'POST') {
+        const body = (await readJSON(req)) as ApplyRequest | undefined;
+        if (!body || !Array.isArray(body.resources)) throw new OcteliumError('INVALID_ARGUMENT', 'body must be {resources: [...]}');
+        const resources: Resource[] = [];
+        const errors: string[] = [];
+        for (const [i, raw] of body.resources.entries()) {
+          try {
+            resources.push(await admit(raw, deps.checks, `resources[${i}] ${String((raw as Resource)?.kind ?? '').toLowerCase()}/${(raw as Resource)?.metadata?.name ?? '?'}`));
+          } catch (e) {
+            errors.push((e as Error).message);
+          }
+        }
+        if (errors.length) throw new OcteliumError('INVALID_ARGUMENT', errors.join('\n'), { errors });
+        return sendJSON(res, 200, applyResources(store, identity, { ...body, resources }));
+      }
+      if (path === '/accesslogs' && req.method === 'GET') {
+        const q = url.searchParams;
+        const filter: AccessLogFilter = { service: q.get('service') ?? undefined, user: q.get('user') ?? undefined, status: q.get('status') ?? undefined, method: q.get('method') ?? undefined };
+        if (q.get('follow') === 'true') return await streamAccessLogs(req, res, filter);
+        return sendJSON(res, 200, { items: deps.accessLogs.query(filter, Number(q.get('limit') ?? 100)) });
+      }
+      const [, plural, name, ...rest] = path.split('/');
+      const def = plural ? lookupKind(plural) : undefined;
+      if (!def || def.plural !== plural || rest.length) throw new OcteliumError('NOT_FOUND', `no route ${req.method} ${url.pathname}; kinds: ${Object.values(KINDS).map((k) => k.plural).join(', ')}`);
+      const decoded = name ? decodeURIComponent(name) : undefined;
+      await kindRoute(def, decoded && def.kind === 'Service' ? canonicalServiceName(decoded) : decoded, req, res, url);
+    } catch (err) {
+      sendError(res, err, err instanceof OcteliumError && err.httpStatus === 401 ? { 'www-authenticate': 'Bearer' } : {});
+    }
+  };
+}

@@ -1,0 +1,179 @@
+import { randomBytes } from 'node:crypto';
+import {
+  OcteliumError, type CreateCredentialResponse, type CredentialSpec, type LoginResponse, type Resource, type UserSpec,
+} from '@octelium-ts/shared';
+import type { ResourceStore } from '../store/resource-store.js';
+import type { KeyRing } from '../oauth/keyring.js';
+import type { Principal } from './principal.js';
+import { hashToken, hashesEqual, newToken, type TokenStore } from './tokens.js';
+
+/** Members of this system Group may use the control-plane API; `root` is one from the first start. */
+export const ADMIN_GROUP = 'octelium-admins';
+const LOGIN_SESSION_TTL_MS = 24 * 3600_000;
+const OAUTH2_TOKEN_TTL_S = 3600;
+const JWT_CACHE_MAX = 10_000;
+
+function sessionName(user: string): string {
+  return `${user}-${randomBytes(4).toString('hex')}`;
+}
+
+/**
+ * Credentials, Sessions and token checks. Every lookup is in memory (ResourceStore and TokenStore
+ * mirror the DB), so `authenticate` costs one hash and a few map reads per request.
+ */
+export class IdentityService {
+  readonly #jwtCache = new Map<string, { principalKey: string; exp: number }>();
+
+  constructor(
+    private readonly store: ResourceStore,
+    private readonly tokens: TokenStore,
+    private readonly keys: KeyRing,
+    private readonly issuer: () => string,
+  ) {
+    // Deleting a User, Credential or Session revokes everything issued from it.
+    store.watch((c) => {
+      if (c.type !== 'DELETED') return;
+      const r = c.resource;
+      const name = r.metadata.name;
+      if (r.kind === 'User') {
+        this.tokens.revoke((t) => t.userName === name);
+        for (const k of ['Credential', 'Session'] as const) {
+          for (const x of this.store.list(k)) if (this.ownerOf(x) === name) this.store.delete(k, x.metadata.name);
+        }
+      } else if (r.kind === 'Credential') {
+        this.tokens.revoke((t) => t.credentialName === name);
+        for (const s of this.store.list('Session')) if ((s.status as { credentialRef?: { name: string } })?.credentialRef?.name === name) this.store.delete('Session', s.metadata.name);
+      } else if (r.kind === 'Session') {
+        this.tokens.revoke((t) => t.sessionName === name);
+      }
+    });
+  }
+
+  private ownerOf(r: Resource): string | undefined {
+    if (r.kind === 'Credential') return (r.spec as CredentialSpec).user;
+    return (r.status as { userRef?: { name: string } } | undefined)?.userRef?.name;
+  }
+
+  isAdmin(user: Resource): boolean {
+    return ((user.spec as UserSpec).groups ?? []).includes(ADMIN_GROUP);
+  }
+
+  createSession(user: Resource, type: 'CLIENT' | 'CLIENTLESS', expiresAt: number | undefined, credential?: Resource): Resource {
+    return this.store.create({
+      apiVersion: 'core/v1', kind: 'Session',
+      metadata: { name: sessionName(user.metadata.name) },
+      spec: { state: 'ACTIVE', ...(expiresAt ? { expiresAt: new Date(expiresAt).toISOString() } : {}) },
+      status: {
+        type,
+        userRef: { kind: 'User', name: user.metadata.name, uid: user.metadata.uid },
+        ...(credential ? { credentialRef: { kind: 'Credential', name: credential.metadata.name, uid: credential.metadata.uid } } : {}),
+      },
+    });
+  }
+
+  /** Creates a Credential and its secret; the secret is returned once and only its hash is kept. */
+  createCredential(input: Resource): CreateCredentialResponse {
+    const spec = input.spec as CredentialSpec;
+    const user = this.store.get('User', spec.user);
+    if (!user) throw new OcteliumError('NOT_FOUND', `user "${spec.user}" not found`);
+    const expiresAt = spec.expiresAt ? Date.parse(spec.expiresAt) : undefined;
+    if (expiresAt !== undefined && expiresAt <= Date.now()) throw new OcteliumError('INVALID_ARGUMENT', 'spec.expiresAt is in the past');
+    return this.store.transaction(() => {
+      const base = { userName: user.metadata.name, credentialName: input.metadata.name, expiresAt };
+      if (spec.type === 'AUTH_TOKEN') {
+        const credential = this.store.create(input);
+        return { credential, token: { authenticationToken: this.tokens.issue({ ...base, type: 'auth' }) } };
+      }
+      const credential = this.store.create(input);
+      const session = this.createSession(user, 'CLIENTLESS', expiresAt, credential);
+      if (spec.type === 'ACCESS_TOKEN') {
+        return { credential, token: { accessToken: this.tokens.issue({ ...base, type: 'access', sessionName: session.metadata.name }) } };
+      }
+      const clientID = `oc-${randomBytes(12).toString('hex')}`;
+      const clientSecret = this.tokens.issue({ ...base, type: 'oauth2-client', sessionName: session.metadata.name, clientID }, newToken('ocs'));
+      return { credential, token: { clientID, clientSecret } };
+    });
+  }
+
+  /** `octelium login`: an auth token becomes a CLIENT Session with its own access token. */
+  login(authToken: string): LoginResponse {
+    const row = this.tokens.lookup(authToken);
+    if (!row || row.type !== 'auth') throw new OcteliumError('UNAUTHENTICATED', 'invalid or expired auth token');
+    const user = this.activeUser(row.userName);
+    const credential = row.credentialName ? this.store.get('Credential', row.credentialName) : undefined;
+    if (!user || !credential || (credential.spec as CredentialSpec).isDisabled) throw new OcteliumError('UNAUTHENTICATED', 'invalid or expired auth token');
+    const expiresAt = Math.min(Date.now() + LOGIN_SESSION_TTL_MS, row.expiresAt ?? Infinity);
+    return this.store.transaction(() => {
+      const session = this.createSession(user, 'CLIENT', expiresAt, credential);
+      const accessToken = this.tokens.issue({ type: 'session', userName: user.metadata.name, sessionName: session.metadata.name, expiresAt });
+      return { accessToken, expiresAt: new Date(expiresAt).toISOString(), session, user };
+    });
+  }
+
+  private activeUser(name: string): Resource | undefined {
+    const user = this.store.get('User', name);
+    return user && !(user.spec as UserSpec).isDisabled ? user : undefined;
+  }
+
+  private activeSession(name: string | undefined): Resource | undefined {
+    if (!name) return undefined;
+    const s = this.store.get('Session', name);
+    if (!s) return undefined;
+    const spec = s.spec as { expiresAt?: string; state?: string };
+    if (spec.state && spec.state !== 'ACTIVE') return undefined;
+    if (spec.expiresAt && Date.parse(spec.expiresAt) <= Date.now()) return undefined;
+    return s;
+  }
+
+  /** Opaque tokens (login Sessions and access-token Credentials); synchronous, no I/O. */
+  authenticateOpaque(token: string): Principal | undefined {
+    const row = this.tokens.lookup(token);
+    if (!row || (row.type !== 'session' && row.type !== 'access')) return undefined;
+    const user = this.activeUser(row.userName);
+    const session = this.activeSession(row.sessionName);
+    if (!user || !session) return undefined;
+    if (row.credentialName) {
+      const cred = this.store.get('Credential', row.credentialName);
+      if (!cred || (cred.spec as CredentialSpec).isDisabled) return undefined;
+    }
+    return { user, session, via: row.type === 'session' ? 'session' : 'access-token', credentialName: row.credentialName };
+  }
+
+  /** Any presented bearer: opaque token or a JWT signed by this cluster. */
+  async authenticate(token: string): Promise<Principal | undefined> {
+    if (token.split('.').length !== 3) return this.authenticateOpaque(token);
+    const now = Date.now() / 1000;
+    const cached = this.#jwtCache.get(token);
+    let key = cached && cached.exp > now ? cached.principalKey : undefined;
+    if (!key) {
+      const payload = await this.keys.verify(token, this.issuer());
+      if (!payload || typeof payload.sid !== 'string' || typeof payload.exp !== 'number') return undefined;
+      key = payload.sid;
+      if (this.#jwtCache.size >= JWT_CACHE_MAX) this.#jwtCache.clear();
+      this.#jwtCache.set(token, { principalKey: key, exp: payload.exp });
+    }
+    // The Session is re-checked every time, so deleting it (or its Credential/User) revokes the JWT at once.
+    const session = this.activeSession(key);
+    const userName = (session?.status as { userRef?: { name: string } } | undefined)?.userRef?.name;
+    const user = userName ? this.activeUser(userName) : undefined;
+    if (!session || !user) return undefined;
+    const credName = (session.status as { credentialRef?: { name: string } }).credentialRef?.name;
+    return { user, session, via: 'oauth2', credentialName: credName };
+  }
+
+  /** OAuth2 client-credentials grant for OAUTH2 Credentials. */
+  async clientCredentialsToken(clientID: string, clientSecret: string, scope?: string): Promise<{ access_token: string; token_type: 'Bearer'; expires_in: number; scope?: string }> {
+    const row = this.tokens.lookupClient(clientID);
+    const ok = row && row.type === 'oauth2-client' && hashesEqual(row.hash, hashToken(clientSecret)) && (row.expiresAt === undefined || row.expiresAt > Date.now());
+    const session = ok ? this.activeSession(row.sessionName) : undefined;
+    const user = ok ? this.activeUser(row.userName) : undefined;
+    const cred = ok && row.credentialName ? this.store.get('Credential', row.credentialName) : undefined;
+    if (!row || !session || !user || !cred || (cred.spec as CredentialSpec).isDisabled) {
+      throw new OcteliumError('UNAUTHENTICATED', 'invalid client credentials');
+    }
+    const remaining = row.expiresAt ? Math.floor((row.expiresAt - Date.now()) / 1000) : OAUTH2_TOKEN_TTL_S;
+    const expiresIn = Math.max(1, Math.min(OAUTH2_TOKEN_TTL_S, remaining));
+    const access_token = await this.keys.sign({ sub: user.metadata.uid, sid: session.metadata.name, 'octelium.user': user.metadata.name, client_id: clientID, ...(scope ? { scope } : {}) }, expiresIn, this.issuer());
+    return { access_token, token_type: 'Bearer', expires_in: expiresIn, ...(scope ? { scope } : {}) };
+  }
+}

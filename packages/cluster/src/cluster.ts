@@ -1,0 +1,100 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { clusterURL, type ClusterInfo } from '@octelium-ts/shared';
+import { openDatabase, type DB } from './store/db.js';
+import { ResourceStore } from './store/resource-store.js';
+import { TokenStore } from './auth/tokens.js';
+import { IdentityService } from './auth/identity.js';
+import { KeyRing } from './oauth/keyring.js';
+import { createOAuthHandler } from './oauth/token-endpoint.js';
+import { AccessLogStore } from './accesslog/store.js';
+import { createApiHandler } from './api/router.js';
+import type { AdmissionCheck } from './api/admission.js';
+import { bootstrap } from './bootstrap.js';
+import { createHttpServer } from './server/http-server.js';
+import { ServiceIndex } from './gateway/service-index.js';
+import { UpstreamAuth } from './gateway/upstream-auth.js';
+import { createGateway } from './gateway/pipeline.js';
+import type { GatewayDeps, PluginRuntime, TunnelDispatcher } from './gateway/deps.js';
+import { BUILTIN_POLICIES, PolicyEngine, checkExpressions } from './policy/index.js';
+
+export interface ClusterOptions {
+  dataDir: string | ':memory:';
+  host?: string;
+  port?: number;
+  /** Public host name; the port is appended when it is not 80/443. */
+  domain?: string;
+  /** Print the human start-up lines (the CLI does; tests do not). */
+  quiet?: boolean;
+}
+
+export interface Cluster {
+  url: string;
+  port: number;
+  domain: string;
+  /** Present on first start only. */
+  bootstrapToken?: string;
+  store: ResourceStore;
+  accessLogs: AccessLogStore;
+  close(): Promise<void>;
+}
+
+/** Composition root: one SQLite file, the API, the OAuth2 endpoint, the gateway and the tunnel hub on one listener. */
+export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
+  const db: DB = openDatabase(opts.dataDir);
+  const store = new ResourceStore(db);
+  const tokens = new TokenStore(db);
+  const keys = await KeyRing.open(db);
+  let domain = opts.domain ?? 'localhost';
+  const identity = new IdentityService(store, tokens, keys, () => clusterURL(domain));
+  const bootstrapToken = bootstrap(store, identity, opts.dataDir, BUILTIN_POLICIES);
+  const accessLogs = new AccessLogStore(db);
+  const policy = new PolicyEngine(store);
+  const checks: AdmissionCheck[] = [checkExpressions];
+  const pluginRuntimes: PluginRuntime[] = [];
+  const tunnel: TunnelDispatcher | undefined = undefined;
+
+  const index = new ServiceIndex(store);
+  const deps: GatewayDeps = {
+    store, identity, accessLogs, index,
+    upstreamAuth: new UpstreamAuth(store),
+    authorize: (facts) => policy.authorize(facts),
+    selectDynamicConfig: (svc, facts) => policy.selectDynamicConfig(svc, facts),
+    evaluateCondition: (cond, facts) => policy.evaluate(cond, facts),
+    pluginRuntimes,
+    tunnel,
+  };
+  const gateway = createGateway(deps);
+  const api = createApiHandler({ store, identity, accessLogs, checks });
+  const oauth2 = createOAuthHandler(identity, keys);
+  const domainHost = () => domain.replace(/:\d+$/, '').toLowerCase();
+  const server: Server = createHttpServer(domainHost, { api, oauth2, gateway });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 8090, opts.host ?? '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  if (port !== 80 && port !== 443) domain = `${domain}:${port}`;
+  const url = clusterURL(domain);
+  const info: ClusterInfo = { url, port, domain };
+  if (opts.dataDir !== ':memory:') writeFileSync(join(opts.dataDir, 'cluster.json'), JSON.stringify(info, null, 2) + '\n');
+
+  let closing: Promise<void> | undefined;
+  return {
+    ...info, bootstrapToken, store, accessLogs,
+    close: () => (closing ??= (async () => {
+      // Stop accepting, let in-flight requests finish (bounded), then close the DB.
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => server.closeAllConnections(), 5_000);
+      await closed;
+      clearTimeout(timer);
+      index.close();
+      accessLogs.flush();
+      db.close();
+    })()),
+  };
+}

@@ -1,0 +1,61 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { OcteliumError, Resource, ServiceConfig } from '@octelium-ts/shared';
+import type { Principal } from '../auth/principal.js';
+import type { RequestFacts } from './request-facts.js';
+import type { ServiceEntry } from './service-index.js';
+
+export interface PluginRun { name: string; type: string; outcome: string; error?: string }
+
+/** A response as plugins see it; hooks may change any part. */
+export interface BufferedResponse { status: number; headers: Record<string, string | string[]>; body: Buffer }
+export type ResponseHook = (r: BufferedResponse) => Promise<void>;
+
+export interface Decision { allowed: boolean; reason: { type: string; details?: Record<string, unknown> } }
+
+/**
+ * One gateway request. Every field a stage may fill is declared here (style.md §4); stages never
+ * attach ad-hoc properties.
+ */
+export interface GatewayContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly startedAt: Date;
+  readonly requestId: string;
+  /** Path + query forwarded upstream (no-DNS prefix removed; plugins may rewrite it). */
+  upstreamPath: string;
+  serviceName: string;
+  namespaceName: string;
+  entry?: ServiceEntry;
+  service?: Resource;
+  namespace?: Resource;
+  /** The config in effect: `spec.config`, or the dynamicConfig one a rule picked. */
+  config?: ServiceConfig;
+  principal?: Principal;
+  anonymous: boolean;
+  /** Buffered request body (enableRequestBuffering), possibly rewritten by plugins. */
+  body?: Buffer;
+  bodyMap?: unknown;
+  /** JSON-RPC `id` of the request, when it was one (for JSON-RPC-shaped error bodies). */
+  jsonRpcId?: string | number | null;
+  facts?: RequestFacts;
+  decision?: Decision;
+  /** Request headers to send upstream (lower-case keys). */
+  upstreamHeaders: Record<string, string | string[]>;
+  /** Response headers edits from Service config and plugins, applied when the response head is written. */
+  responseHeaderEdits: { set: Record<string, string>; remove: string[] };
+  plugins: PluginRun[];
+  /** Work plugins registered for the response (Lua onResponse, ExtProc); they need a buffered, non-SSE body. */
+  responseHooks: ResponseHook[];
+  /** Cleanup to run when the request ends (e.g. close an ExtProc stream). */
+  cleanups: Array<() => void>;
+  /** Set once a response (error, direct plugin, proxied) has started. */
+  responded: boolean;
+  requestBytes: number;
+  responseStatus: number;
+  responseBytes: number;
+  responseContentType?: string;
+  responseBodyMap?: unknown;
+  error?: OcteliumError;
+  /** Aborted when the client goes away; aborts the upstream request. */
+  readonly abort: AbortController;
+}

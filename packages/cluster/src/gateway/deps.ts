@@ -1,0 +1,40 @@
+import type { Agent } from 'undici';
+import type { Condition, Plugin, Resource } from '@octelium-ts/shared';
+import type { ResourceStore } from '../store/resource-store.js';
+import type { IdentityService } from '../auth/identity.js';
+import type { AccessLogStore } from '../accesslog/store.js';
+import type { Decision, GatewayContext } from './context.js';
+import type { RequestFacts } from './request-facts.js';
+import type { ServiceIndex } from './service-index.js';
+import type { UpstreamAuth } from './upstream-auth.js';
+import type { UpstreamResponse } from './proxy.js';
+
+/** The connect tunnel as the gateway sees it (implemented by the tunnel hub). */
+export interface TunnelDispatcher {
+  dispatch(userName: string, req: {
+    service: string; upstreamURL: string; method: string; path: string;
+    headers: Record<string, string | string[]>; body?: NodeJS.ReadableStream; signal?: AbortSignal;
+  }): Promise<UpstreamResponse>;
+}
+
+/** A plugin kind with code behind it (Lua, ExtProc); direct/path are built into the plugins stage. */
+export interface PluginRuntime {
+  type: string;
+  applies(p: Plugin): boolean;
+  /** Runs the request phase; may stop the request by throwing an OcteliumError, and may register response hooks. */
+  onRequest(p: Plugin, ctx: GatewayContext): Promise<void>;
+}
+
+export interface GatewayDeps {
+  store: ResourceStore;
+  identity: IdentityService;
+  accessLogs: AccessLogStore;
+  index: ServiceIndex;
+  upstreamAuth: UpstreamAuth;
+  authorize(facts: RequestFacts): Decision;
+  selectDynamicConfig(service: Resource, facts: RequestFacts): string | undefined;
+  evaluateCondition(cond: Condition, facts: RequestFacts): boolean;
+  pluginRuntimes: PluginRuntime[];
+  tunnel?: TunnelDispatcher;
+  agent?: Agent;
+}

@@ -1,0 +1,36 @@
+import type { GatewayContext } from './context.js';
+import type { RequestFacts } from './request-facts.js';
+
+/** Headers a policy or plugin must never see: they carry the client's own credentials. */
+const HIDDEN = new Set(['authorization', 'x-octelium-auth', 'cookie', 'proxy-authorization']);
+
+/** Builds the `ctx` that policies and plugins see, once per request. */
+export function buildFacts(ctx: GatewayContext): RequestFacts {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(ctx.req.headers)) {
+    if (v !== undefined && !HIDDEN.has(k)) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  const q = ctx.upstreamPath.indexOf('?');
+  const path = q < 0 ? ctx.upstreamPath : ctx.upstreamPath.slice(0, q);
+  const query: Record<string, string> = {};
+  if (q >= 0) for (const [k, v] of new URLSearchParams(ctx.upstreamPath.slice(q + 1))) query[k] = v;
+  return {
+    user: ctx.principal?.user,
+    session: ctx.principal?.session,
+    service: ctx.service!,
+    namespace: ctx.namespace,
+    request: {
+      http: {
+        method: ctx.req.method ?? 'GET',
+        path,
+        uri: ctx.upstreamPath,
+        scheme: 'http',
+        host: ctx.req.headers.host ?? '',
+        headers,
+        query,
+        ...(ctx.bodyMap !== undefined ? { bodyMap: ctx.bodyMap } : {}),
+        ...(ctx.body ? { body: ctx.body.toString('utf8') } : {}),
+      },
+    },
+  };
+}

@@ -1,0 +1,70 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { OcteliumError } from '@octelium-ts/shared';
+import type { GatewayContext } from './context.js';
+import type { GatewayDeps } from './deps.js';
+import { buildAccessLog, newRequestId } from './access-log.js';
+import { jsonRpcIdOf, renderGatewayError } from './errors.js';
+import { upstreamRequestHeaders } from './headers.js';
+import { authnStage } from './stages/authn.js';
+import { authorizeStage } from './stages/authorize.js';
+import { bufferStage, readLimited } from './stages/buffer.js';
+import { pluginsStage } from './stages/plugins.js';
+import { routeStage } from './stages/route.js';
+import { upstreamStage } from './stages/upstream.js';
+
+export type Stage = (ctx: GatewayContext) => void | Promise<void>;
+
+/** Small JSON bodies are read on the error path only, to answer with the request's JSON-RPC id. */
+const ERROR_PEEK_LIMIT = 64 * 1024;
+
+async function peekJsonRpcId(ctx: GatewayContext): Promise<void> {
+  if (ctx.jsonRpcId !== undefined || ctx.body || ctx.req.readableEnded || ctx.req.readableDidRead) return;
+  if (!String(ctx.req.headers['content-type'] ?? '').includes('json')) return;
+  try {
+    const body = await readLimited(ctx, ERROR_PEEK_LIMIT);
+    ctx.jsonRpcId = jsonRpcIdOf(JSON.parse(body.toString('utf8')));
+  } catch {
+    /* not JSON-RPC, or too big: plain JSON error */
+  }
+}
+
+/**
+ * The gateway pipeline, in design.md §5 order. A ~30-line runner (fastify's hooks.js shape): each stage
+ * runs in turn until one responds or throws; the AccessLog is written in `finally`, so every request —
+ * denied and failed ones too — is logged.
+ */
+export function createGateway(deps: GatewayDeps) {
+  const stages: Stage[] = [routeStage(deps), authnStage(deps), bufferStage, authorizeStage(deps), pluginsStage(deps), upstreamStage(deps)];
+
+  return async function handle(req: IncomingMessage, res: ServerResponse, target: { service: string; namespace: string; path: string }): Promise<void> {
+    const ctx: GatewayContext = {
+      req, res, startedAt: new Date(), requestId: newRequestId(), upstreamPath: target.path,
+      serviceName: target.service, namespaceName: target.namespace, anonymous: false,
+      upstreamHeaders: upstreamRequestHeaders(req.headers), responseHeaderEdits: { set: {}, remove: [] },
+      plugins: [], responseHooks: [], cleanups: [], responded: false,
+      requestBytes: 0, responseStatus: 0, responseBytes: 0, abort: new AbortController(),
+    };
+    // Client gone before we finished: abort the upstream request at once.
+    res.on('close', () => {
+      if (!res.writableFinished) ctx.abort.abort();
+    });
+    try {
+      for (const stage of stages) {
+        await stage(ctx);
+        if (ctx.responded) break;
+      }
+    } catch (err) {
+      if (ctx.abort.signal.aborted && !(err instanceof OcteliumError)) {
+        ctx.responseStatus ||= 499; // client closed request (nginx's convention) — nothing left to answer
+      } else {
+        const e = err instanceof OcteliumError ? err : new OcteliumError('INTERNAL', 'internal gateway error');
+        if (!(err instanceof OcteliumError)) console.error('gateway internal error:', err);
+        if (!res.headersSent) await peekJsonRpcId(ctx);
+        renderGatewayError(ctx, e);
+      }
+    } finally {
+      for (const c of ctx.cleanups) c();
+      deps.accessLogs.record(buildAccessLog(ctx));
+    }
+  };
+}

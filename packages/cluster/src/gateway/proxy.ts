@@ -1,0 +1,70 @@
+import { once } from 'node:events';
+import type { Readable } from 'node:stream';
+import { OcteliumError } from '@octelium-ts/shared';
+import type { BufferedResponse, GatewayContext } from './context.js';
+import { downstreamResponseHeaders } from './headers.js';
+
+/** What an upstream (direct HTTP or the connect tunnel) answers. */
+export interface UpstreamResponse { statusCode: number; headers: Record<string, string | string[] | undefined>; body: Readable }
+
+/** Cap for responses buffered for response plugins; bigger ones fail closed. */
+const MAX_BUFFERED_RESPONSE = 16 * 1024 * 1024;
+
+function applyHeaderEdits(ctx: GatewayContext, headers: Record<string, string | string[]>): void {
+  for (const k of ctx.responseHeaderEdits.remove) delete headers[k.toLowerCase()];
+  for (const [k, v] of Object.entries(ctx.responseHeaderEdits.set)) headers[k.toLowerCase()] = v;
+}
+
+async function readAll(body: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of body) {
+    size += (c as Buffer).length;
+    if (size > MAX_BUFFERED_RESPONSE) throw new OcteliumError('UPSTREAM_FAILED', 'response too large for response plugins');
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Sends the upstream response to the client. Streams chunk by chunk with backpressure — an SSE event
+ * is written the moment it arrives, never buffered or compressed. Only when response plugins are
+ * registered (and the response is not SSE) is the body buffered so they can edit it.
+ */
+export async function sendUpstreamResponse(ctx: GatewayContext, up: UpstreamResponse): Promise<void> {
+  const headers = downstreamResponseHeaders(up.headers);
+  const contentType = String(headers['content-type'] ?? '');
+  const isSSE = contentType.startsWith('text/event-stream');
+  ctx.responseContentType = contentType || undefined;
+  const { res } = ctx;
+
+  if (ctx.responseHooks.length && !isSSE) {
+    const buffered: BufferedResponse = { status: up.statusCode, headers, body: await readAll(up.body) };
+    for (const hook of ctx.responseHooks) await hook(buffered);
+    delete buffered.headers['content-length'];
+    delete buffered.headers['content-encoding'];
+    buffered.headers['content-length'] = String(buffered.body.length);
+    applyHeaderEdits(ctx, buffered.headers);
+    ctx.responseStatus = buffered.status;
+    ctx.responded = true;
+    res.writeHead(buffered.status, buffered.headers);
+    res.end(buffered.body);
+    ctx.responseBytes = buffered.body.length;
+    return;
+  }
+
+  applyHeaderEdits(ctx, headers);
+  if (isSSE) {
+    headers['cache-control'] ??= 'no-cache';
+    headers['x-accel-buffering'] = 'no'; // tells any proxy in front of us not to buffer either
+  }
+  ctx.responseStatus = up.statusCode;
+  ctx.responded = true;
+  res.writeHead(up.statusCode, headers);
+  if (isSSE) res.flushHeaders();
+  for await (const chunk of up.body) {
+    ctx.responseBytes += (chunk as Buffer).length;
+    if (!res.write(chunk)) await once(res, 'drain');
+  }
+  res.end();
+}

@@ -1,0 +1,24 @@
+import { OcteliumError } from '@octelium-ts/shared';
+import type { GatewayContext } from '../context.js';
+import type { GatewayDeps } from '../deps.js';
+import { buildFacts } from '../facts.js';
+
+/** authorize: CEL policies decide (DENY beats ALLOW; no match = deny; errors = deny); then dynamic routing picks a config. */
+export function authorizeStage(deps: GatewayDeps) {
+  return function authorize(ctx: GatewayContext): void {
+    const facts = (ctx.facts = buildFacts(ctx));
+    if (!ctx.anonymous) {
+      ctx.decision = deps.authorize(facts);
+      if (!ctx.decision.allowed) {
+        throw new OcteliumError('POLICY_DENIED', `access to Service "${ctx.service!.metadata.name}" denied (${ctx.decision.reason.type})`);
+      }
+    }
+    const spec = ctx.entry!.spec;
+    if (spec.dynamicConfig?.rules.length) {
+      const picked = deps.selectDynamicConfig(ctx.service!, facts);
+      const cfg = picked ? spec.dynamicConfig.configs.find((c) => c.name === picked) : undefined;
+      // A dynamic config replaces the parts it sets (upstream, http); the rest stays from spec.config.
+      if (cfg) ctx.config = { ...ctx.config, ...(cfg.upstream ? { upstream: cfg.upstream } : {}), ...(cfg.http ? { http: cfg.http } : {}) };
+    }
+  };
+}

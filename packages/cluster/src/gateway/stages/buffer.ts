@@ -1,0 +1,35 @@
+import { OcteliumError } from '@octelium-ts/shared';
+import type { GatewayContext } from '../context.js';
+import { jsonRpcIdOf } from '../errors.js';
+
+export const DEFAULT_MAX_REQUEST_SIZE = 1024 * 1024;
+
+/** Reads at most `limit` bytes; past it, stops reading and fails with 413. */
+export async function readLimited(ctx: GatewayContext, limit: number): Promise<Buffer> {
+  const declared = Number(ctx.req.headers['content-length'] ?? -1);
+  if (declared > limit) throw new OcteliumError('BODY_TOO_LARGE', `request body of ${declared} bytes exceeds maxRequestSize ${limit}`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of ctx.req) {
+    size += (c as Buffer).length;
+    if (size > limit) throw new OcteliumError('BODY_TOO_LARGE', `request body exceeds maxRequestSize ${limit}`);
+    chunks.push(c as Buffer);
+  }
+  ctx.requestBytes = size;
+  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+}
+
+/** buffer: with `enableRequestBuffering`, read the body whole; with `body.mode: JSON`, parse it into bodyMap. */
+export async function bufferStage(ctx: GatewayContext): Promise<void> {
+  const http = ctx.config?.http;
+  if (!http?.enableRequestBuffering) return;
+  ctx.body = await readLimited(ctx, http.body?.maxRequestSize ?? DEFAULT_MAX_REQUEST_SIZE);
+  if (http.body?.mode !== 'JSON' || ctx.body.length === 0) return;
+  try {
+    ctx.bodyMap = JSON.parse(ctx.body.toString('utf8'));
+  } catch (e) {
+    ctx.jsonRpcId = null; // JSON-RPC: a parse error is answered with id null
+    throw new OcteliumError('INVALID_JSON', `request body is not valid JSON: ${(e as Error).message}`);
+  }
+  ctx.jsonRpcId = jsonRpcIdOf(ctx.bodyMap);
+}

@@ -1,0 +1,68 @@
+import { Agent } from 'undici';
+import { OcteliumError, type Upstream } from '@octelium-ts/shared';
+import type { GatewayContext } from '../context.js';
+import type { GatewayDeps } from '../deps.js';
+import { sendUpstreamResponse, type UpstreamResponse } from '../proxy.js';
+
+let roundRobin = 0;
+
+function pickEndpoint(u: Upstream): { url?: string; user?: string } {
+  if (u.loadbalance) return u.loadbalance.endpoints[roundRobin++ % u.loadbalance.endpoints.length];
+  return { url: u.url, user: u.user };
+}
+
+/** Maps undici failures onto design.md's 502 / 504. */
+function upstreamError(err: unknown, timeoutMs: number): OcteliumError {
+  if (err instanceof OcteliumError) return err;
+  const code = (err as { code?: string }).code ?? '';
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return new OcteliumError('UPSTREAM_TIMEOUT', `upstream did not answer within ${timeoutMs} ms`);
+  }
+  return new OcteliumError('UPSTREAM_FAILED', `upstream request failed: ${(err as Error).message || code}`);
+}
+
+/** Joins the upstream URL's own path prefix with the request path. */
+function joinPath(base: URL, path: string): string {
+  const prefix = base.pathname.replace(/\/+$/, '');
+  return prefix + (path.startsWith('/') ? path : '/' + path);
+}
+
+/** pick upstream → inject upstream credential → proxy, streaming the response back. */
+export function upstreamStage(deps: GatewayDeps) {
+  const agent = deps.agent ?? new Agent({ keepAliveTimeout: 30_000, connections: 256, pipelining: 1 });
+  return async function upstream(ctx: GatewayContext): Promise<void> {
+    const config = ctx.config!;
+    const u = config.upstream;
+    if (!u || (!u.url && !u.user && !u.loadbalance)) {
+      if (u?.container) throw new OcteliumError('UPSTREAM_NOT_CONNECTED', `Service "${ctx.service!.metadata.name}" runs a managed container, and this cluster has no container runtime`);
+      throw new OcteliumError('UPSTREAM_FAILED', `Service "${ctx.service!.metadata.name}" has no upstream`);
+    }
+    const ep = pickEndpoint(u);
+    Object.assign(ctx.upstreamHeaders, await deps.upstreamAuth.headers(config.http?.auth));
+    const method = ctx.req.method ?? 'GET';
+    const body = ctx.body ?? (method === 'GET' || method === 'HEAD' ? undefined : ctx.req);
+    if (ctx.body) ctx.upstreamHeaders['content-length'] = String(ctx.body.length);
+    const timeoutMs = ctx.entry!.timeoutMs;
+    let response: UpstreamResponse;
+    try {
+      if (ep.user) {
+        if (!deps.tunnel) throw new OcteliumError('UPSTREAM_NOT_CONNECTED', 'tunnel hub not running');
+        response = await deps.tunnel.dispatch(ep.user, {
+          service: ctx.service!.metadata.name, upstreamURL: ep.url ?? '', method, path: ctx.upstreamPath,
+          headers: ctx.upstreamHeaders, body: body as never, signal: ctx.abort.signal,
+        });
+      } else {
+        const base = new URL(ep.url!);
+        const r = await agent.request({
+          origin: base.origin, path: joinPath(base, ctx.upstreamPath), method: method as 'GET',
+          headers: ctx.upstreamHeaders, body: body as never, signal: ctx.abort.signal,
+          headersTimeout: timeoutMs, bodyTimeout: 0,
+        });
+        response = { statusCode: r.statusCode, headers: r.headers, body: r.body };
+      }
+    } catch (err) {
+      throw upstreamError(err, timeoutMs);
+    }
+    await sendUpstreamResponse(ctx, response);
+  };
+}

@@ -1,0 +1,24 @@
+import type { Command } from 'commander';
+import { stringify } from 'yaml';
+import { authenticatedClient, resolveDomain } from '@octelium-ts/shared';
+import { connectStatus } from '../connect-status.js';
+
+export function registerStatus(program: Command): void {
+  program
+    .command('status')
+    .description('show the user, session and cluster, and the state of `octelium connect`')
+    .option('-o, --out <format>', 'yaml (default) or json', 'yaml')
+    .action(async (o: { out: string }, cmd: Command) => {
+      const g = cmd.optsWithGlobals() as { domain?: string };
+      const domain = resolveDomain(g);
+      const client = await authenticatedClient({ domain });
+      const me = await client.whoami();
+      const status = {
+        cluster: { domain, url: client.baseURL },
+        user: { name: me.user.metadata.name, type: (me.user.spec as { type?: string }).type, email: (me.user.spec as { email?: string }).email, isAdmin: me.isAdmin },
+        session: me.session ? { name: me.session.metadata.name, type: (me.session.status as { type?: string })?.type, expiresAt: (me.session.spec as { expiresAt?: string }).expiresAt } : undefined,
+        connect: connectStatus(domain),
+      };
+      console.log(o.out === 'json' ? JSON.stringify(status, null, 2) : stringify(status).trimEnd());
+    });
+}

@@ -1,0 +1,36 @@
+import { ApiClient } from './api-client.js';
+import { OcteliumError } from './errors.js';
+import { lastDomain, loadLogin } from './login-state.js';
+
+export interface CliAuthOptions { domain?: string; authToken?: string; accessToken?: string }
+
+/** `--domain`, else OCTELIUM_DOMAIN, else the last domain logged in to. */
+export function resolveDomain(opts: { domain?: string }): string {
+  const d = opts.domain ?? process.env.OCTELIUM_DOMAIN ?? lastDomain();
+  if (!d) throw new OcteliumError('INVALID_ARGUMENT', 'no cluster domain: pass --domain or set OCTELIUM_DOMAIN (e.g. localhost:8090)');
+  return d;
+}
+
+/**
+ * An authenticated API client for CLI commands. Order, as in Octelium: explicit access token
+ * (flag/OCTELIUM_ACCESS_TOKEN), auth token (flag/OCTELIUM_AUTH_TOKEN, exchanged for a Session now),
+ * then the Session stored by `octelium login`.
+ */
+export async function authenticatedClient(opts: CliAuthOptions): Promise<ApiClient> {
+  const domain = resolveDomain(opts);
+  const client = new ApiClient({ domain });
+  const accessToken = opts.accessToken ?? process.env.OCTELIUM_ACCESS_TOKEN;
+  if (accessToken) {
+    client.accessToken = accessToken;
+    return client;
+  }
+  const authToken = opts.authToken ?? process.env.OCTELIUM_AUTH_TOKEN;
+  if (authToken) {
+    client.accessToken = (await client.login(authToken)).accessToken;
+    return client;
+  }
+  const state = loadLogin(domain);
+  if (!state) throw new OcteliumError('UNAUTHENTICATED', `not logged in to ${domain}: run \`octelium login --domain ${domain} --auth-token <TOKEN>\``);
+  client.accessToken = state.accessToken;
+  return client;
+}

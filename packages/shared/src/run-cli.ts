@@ -1,0 +1,23 @@
+import type { Command } from 'commander';
+import { OcteliumError } from './errors.js';
+
+/**
+ * One top-level catch for every CLI (changesets' shape): known errors print one clear line and exit
+ * with a code per class; anything else is a bug and prints its stack.
+ */
+export async function runCli(program: Command, name: string, argv = process.argv): Promise<void> {
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof OcteliumError) {
+      const hint = err.httpStatus === 401 && !/octelium login/.test(err.message) ? '\nhint: run `octelium login --domain <DOMAIN> --auth-token <TOKEN>`' : '';
+      console.error(`${name}: ${err.message}${hint}`);
+      process.exitCode = err.httpStatus === 401 ? 3 : err.code === 'OCT_ERR_UNREACHABLE' ? 4 : 1;
+    } else if (err instanceof Error && 'code' in err && String((err as { code: unknown }).code).startsWith('commander.')) {
+      process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;
+    } else {
+      console.error(`${name}: internal error (this is a bug):`, err);
+      process.exitCode = 70;
+    }
+  }
+}

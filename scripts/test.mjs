@@ -1,0 +1,28 @@
+// The whole test suite: typecheck every package, then one `node --test` run (via tsx) over every test file.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { pnpm } from './pnpm.mjs';
+
+function testFiles(dir) {
+  const out = [];
+  for (const name of readdirSync(dir)) {
+    if (name === 'node_modules' || name === 'fixtures') continue;
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...testFiles(p));
+    else if (name.endsWith('.test.ts') || name.endsWith('.test.tsx')) out.push(p);
+  }
+  return out;
+}
+
+const only = process.argv.slice(2);
+process.env.TURBO_TELEMETRY_DISABLED = '1';
+if (!only.length) pnpm(['exec', 'turbo', 'run', 'typecheck', '--output-logs=errors-only']);
+const files = only.length ? only : readdirSync('packages').flatMap((p) => testFiles(join('packages', p))).sort();
+console.log(`running ${files.length} test files`);
+process.env.TURBO_TELEMETRY_DISABLED = '1';
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...files], {
+  stdio: 'inherit',
+  env: { ...process.env, NODE_OPTIONS: '' },
+});
+process.exit(r.status ?? 1);
