@@ -51,7 +51,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const identity = new IdentityService(store, tokens, keys, () => clusterURL(domain));
   const bootstrapToken = bootstrap(store, identity, opts.dataDir, BUILTIN_POLICIES);
   const accessLogs = new AccessLogStore(db);
-  const policy = new PolicyEngine(store);
+  const policy = new PolicyEngine(store, { allowWhenNoRules: true });
   const checks: AdmissionCheck[] = [checkExpressions];
   const pluginRuntimes: PluginRuntime[] = [];
   const tunnel: TunnelDispatcher | undefined = undefined;

@@ -26,7 +26,7 @@ export interface RuleResult {
 export interface Decision {
   allowed: boolean;
   reason: {
-    type: 'POLICY_MATCH' | 'NO_POLICY_MATCH';
+    type: 'POLICY_MATCH' | 'NO_POLICY_MATCH' | 'NO_POLICY_ATTACHED';
     /**
      * For POLICY_MATCH: `{policyMatch: {policy: {name, attachedTo}} | {inlinePolicy: {name, attachedTo}},
      * rule, effect, source}` plus `evaluationError` (an error code, never request data) when a DENY rule
@@ -53,8 +53,17 @@ export class PolicyEngine {
   readonly #rules = new RuleCache();
   readonly #unwatch: () => void;
 
-  constructor(store: ResourceStore) {
+  readonly #allowWhenNoRules: boolean;
+
+  /**
+   * `allowWhenNoRules`: when not a single rule applies to a request (no Policy attached anywhere along
+   * Session, User, Groups, Service, Namespace), allow it instead of NO_POLICY_MATCH — the cluster's
+   * default so that a freshly applied Service works for authenticated users; attach `deny-all` to a
+   * Namespace for strict default-deny.
+   */
+  constructor(store: ResourceStore, opts: { allowWhenNoRules?: boolean } = {}) {
     this.#store = store;
+    this.#allowWhenNoRules = opts.allowWhenNoRules ?? false;
     // Any write may add, change or remove a Policy or Group that cached rule lists were built from.
     this.#unwatch = store.watch(() => {
       this.#rules.generation++;
@@ -124,6 +133,7 @@ export class PolicyEngine {
   #decide(facts: RequestFacts, report: RuleResult[] | undefined): Decision {
     const { namespace, activation } = this.#state(facts);
     const rules = this.#rules.get(this.#store, facts, namespace);
+    if (rules.length === 0 && this.#allowWhenNoRules) return { allowed: true, reason: { type: 'NO_POLICY_ATTACHED' } };
     const limit = Error.stackTraceLimit;
     Error.stackTraceLimit = 0; // see STACKLESS below
     try {

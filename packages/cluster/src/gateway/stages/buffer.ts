@@ -19,10 +19,30 @@ export async function readLimited(ctx: GatewayContext, limit: number): Promise<B
   return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
 }
 
+/**
+ * Small JSON bodies (one MCP JSON-RPC message, typically) are read even without buffering, so that any
+ * later error — 502, 504, plugin failure — can still be answered with the request's JSON-RPC id.
+ */
+const SMALL_JSON = 64 * 1024;
+
+function isSmallJson(ctx: GatewayContext): boolean {
+  const len = Number(ctx.req.headers['content-length'] ?? -1);
+  return len >= 0 && len <= SMALL_JSON && String(ctx.req.headers['content-type'] ?? '').includes('json');
+}
+
 /** buffer: with `enableRequestBuffering`, read the body whole; with `body.mode: JSON`, parse it into bodyMap. */
 export async function bufferStage(ctx: GatewayContext): Promise<void> {
   const http = ctx.config?.http;
-  if (!http?.enableRequestBuffering) return;
+  if (!http?.enableRequestBuffering) {
+    if (!isSmallJson(ctx)) return;
+    ctx.body = await readLimited(ctx, SMALL_JSON);
+    try {
+      ctx.jsonRpcId = jsonRpcIdOf(JSON.parse(ctx.body.toString('utf8')));
+    } catch {
+      /* not JSON after all: forwarded as is */
+    }
+    return;
+  }
   ctx.body = await readLimited(ctx, http.body?.maxRequestSize ?? DEFAULT_MAX_REQUEST_SIZE);
   if (http.body?.mode !== 'JSON' || ctx.body.length === 0) return;
   try {

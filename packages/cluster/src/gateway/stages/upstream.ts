@@ -42,6 +42,7 @@ export function upstreamStage(deps: GatewayDeps) {
     const method = ctx.req.method ?? 'GET';
     const body = ctx.body ?? (method === 'GET' || method === 'HEAD' ? undefined : ctx.req);
     if (ctx.body) ctx.upstreamHeaders['content-length'] = String(ctx.body.length);
+    else ctx.requestBytes = Number(ctx.req.headers['content-length'] ?? 0) || 0;
     const timeoutMs = ctx.entry!.timeoutMs;
     let response: UpstreamResponse;
     try {
