@@ -19,6 +19,9 @@ import { UpstreamAuth } from './gateway/upstream-auth.js';
 import { createGateway } from './gateway/pipeline.js';
 import type { GatewayDeps, PluginRuntime, TunnelDispatcher } from './gateway/deps.js';
 import { BUILTIN_POLICIES, PolicyEngine, checkExpressions } from './policy/index.js';
+import { ExtProcRuntime } from './plugins/extproc-runtime.js';
+import { LuaRuntime } from './plugins/lua-runtime.js';
+import { checkLuaPlugins } from './plugins/admission.js';
 
 export interface ClusterOptions {
   dataDir: string | ':memory:';
@@ -52,11 +55,14 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const bootstrapToken = bootstrap(store, identity, opts.dataDir, BUILTIN_POLICIES);
   const accessLogs = new AccessLogStore(db);
   const policy = new PolicyEngine(store, { allowWhenNoRules: true });
-  const checks: AdmissionCheck[] = [checkExpressions];
-  const pluginRuntimes: PluginRuntime[] = [];
+  const checks: AdmissionCheck[] = [checkExpressions, checkLuaPlugins];
   const tunnel: TunnelDispatcher | undefined = undefined;
 
-  const index = new ServiceIndex(store);
+  let lua: LuaRuntime | undefined = undefined;
+  const index = new ServiceIndex(store, (previous) => previous && lua?.evict(previous.versionKey));
+  lua = new LuaRuntime(index);
+  const extProc = new ExtProcRuntime();
+  const pluginRuntimes: PluginRuntime[] = [lua, extProc];
   const deps: GatewayDeps = {
     store, identity, accessLogs, index,
     upstreamAuth: new UpstreamAuth(store),
@@ -93,6 +99,9 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       await closed;
       clearTimeout(timer);
       index.close();
+      policy.close();
+      extProc.close();
+      await lua.close();
       accessLogs.flush();
       db.close();
     })()),

@@ -2,6 +2,7 @@ import { OcteliumError, type Plugin } from '@octelium-ts/shared';
 import type { GatewayContext } from '../context.js';
 import type { GatewayDeps } from '../deps.js';
 import { buildFacts } from '../facts.js';
+import { respondFromPlugin } from '../plugin-responses.js';
 
 function pluginType(p: Plugin): string {
   return p.lua ? 'lua' : p.extProc ? 'extProc' : p.direct ? 'direct' : p.path ? 'path' : 'unknown';
@@ -40,13 +41,7 @@ export function pluginsStage(deps: GatewayDeps) {
           ctx.upstreamPath = path + query;
           run.outcome = 'rewritten';
         } else if (p.direct) {
-          const body = p.direct.body?.inline ?? '';
-          ctx.responded = true;
-          ctx.responseStatus = p.direct.statusCode;
-          ctx.responseBytes = Buffer.byteLength(body);
-          ctx.responseContentType = p.direct.headers?.['content-type'] ?? p.direct.headers?.['Content-Type'];
-          ctx.res.writeHead(p.direct.statusCode, { 'content-length': String(Buffer.byteLength(body)), ...(p.direct.headers ?? {}) });
-          ctx.res.end(body);
+          respondFromPlugin(ctx, p.direct.statusCode, p.direct.headers ?? {}, p.direct.body?.inline ?? '');
           run.outcome = 'responded';
           return;
         } else {

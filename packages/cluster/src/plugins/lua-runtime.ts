@@ -1,0 +1,82 @@
+import { OcteliumError, durationMs, type Plugin } from '@octelium-ts/shared';
+import type { GatewayContext } from '../gateway/context.js';
+import type { PluginRuntime } from '../gateway/deps.js';
+import { flatHeaders } from '../gateway/headers.js';
+import { respondFromPlugin } from '../gateway/plugin-responses.js';
+import { DEFAULT_MAX_REQUEST_SIZE, readLimited } from '../gateway/stages/buffer.js';
+import type { ServiceIndex } from '../gateway/service-index.js';
+import { LuaPluginHost, defaultHttpFetch, type LuaHttpRequest, type LuaHttpResponse } from './lua/index.js';
+
+/**
+ * `http.client()` calls to `<svc>.<ns>.svc` / `<svc>.svc` reach that cluster Service's upstream directly,
+ * like in-cluster DNS names: internal traffic, no gateway round trip. Other hosts go out as they are.
+ */
+export function clusterHttpFetch(index: ServiceIndex) {
+  return (req: LuaHttpRequest): Promise<LuaHttpResponse> => {
+    const url = new URL(req.url);
+    const m = /^([a-z0-9-]+)(?:\.([a-z0-9-]+))?\.svc$/.exec(url.hostname);
+    if (!m) return defaultHttpFetch(req);
+    const name = !m[2] || m[2] === 'default' ? m[1] : `${m[1]}.${m[2]}`;
+    const upstream = index.get(name)?.spec.config?.upstream?.url;
+    if (!upstream) return Promise.reject(new Error(`no cluster Service "${name}" with an upstream URL`));
+    const base = new URL(upstream);
+    const target = new URL(base.pathname.replace(/\/+$/, '') + url.pathname + url.search, base.origin);
+    return defaultHttpFetch({ ...req, url: target.toString() });
+  };
+}
+
+/** Lua plugins in the gateway: request edits, exits and onResponse hooks (plugins/lua runs the scripts). */
+export class LuaRuntime implements PluginRuntime {
+  readonly type = 'lua';
+  readonly host: LuaPluginHost;
+
+  constructor(index: ServiceIndex) {
+    this.host = new LuaPluginHost({ httpFetch: clusterHttpFetch(index) });
+  }
+
+  applies(p: Plugin): boolean {
+    return Boolean(p.lua);
+  }
+
+  async onRequest(p: Plugin, ctx: GatewayContext): Promise<void> {
+    const script = p.lua!.inline;
+    const key = `${ctx.entry!.versionKey}:${p.name}`;
+    const timeoutMs = p.lua!.timeout ? durationMs(p.lua!.timeout, 50) : undefined;
+    // Scripts read the body (octelium.req.getRequestBody), so it is buffered for them.
+    if (!ctx.body && ctx.req.method !== 'GET' && ctx.req.method !== 'HEAD') {
+      ctx.body = await readLimited(ctx, ctx.config?.http?.body?.maxRequestSize ?? DEFAULT_MAX_REQUEST_SIZE);
+    }
+    const state = { method: ctx.req.method ?? 'GET', path: ctx.upstreamPath, headers: flatHeaders(ctx.upstreamHeaders), body: ctx.body?.toString('utf8') };
+    const out = await this.host.runOnRequest(key, script, ctx.facts!, state, timeoutMs);
+    if (out.kind === 'exit') {
+      if (out.body !== undefined) return respondFromPlugin(ctx, out.status, { 'content-type': 'application/json' }, out.body);
+      throw new OcteliumError('PLUGIN_EXIT', `request stopped by plugin "${p.name}" (status ${out.status})`, undefined, out.status);
+    }
+    if (out.headersChanged) ctx.upstreamHeaders = { ...state.headers };
+    if (out.pathChanged) ctx.upstreamPath = state.path;
+    if (out.bodyChanged) ctx.body = Buffer.from(state.body ?? '', 'utf8');
+    if (!(await this.host.hasHook(key, script, 'onResponse'))) return;
+    ctx.responseHooks.push(async (r) => {
+      const rs = { status: r.status, headers: flatHeaders(r.headers), body: r.body.toString('utf8') };
+      const res = await this.host.runOnResponse(key, script, ctx.facts!, rs, timeoutMs);
+      if (res.kind === 'exit') {
+        r.status = res.status;
+        r.body = Buffer.from(res.body ?? '');
+        return;
+      }
+      if (res.statusChanged) r.status = rs.status;
+      if (res.headersChanged) r.headers = { ...rs.headers };
+      if (res.bodyChanged) r.body = Buffer.from(rs.body ?? '', 'utf8');
+    });
+  }
+
+  /** Drops compiled engines of a Service version that is gone. */
+  evict(versionKey: string): void {
+    this.host.evict(versionKey);
+  }
+
+  close(): Promise<void> {
+    return this.host.close();
+  }
+}
+
