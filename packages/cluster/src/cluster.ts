@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { clusterURL, type ClusterInfo } from '@octelium-ts/shared';
 import { openDatabase, type DB } from './store/db.js';
 import { ResourceStore } from './store/resource-store.js';
@@ -17,7 +17,7 @@ import { createHttpServer } from './server/http-server.js';
 import { ServiceIndex } from './gateway/service-index.js';
 import { UpstreamAuth } from './gateway/upstream-auth.js';
 import { createGateway } from './gateway/pipeline.js';
-import type { GatewayDeps, PluginRuntime, TunnelDispatcher } from './gateway/deps.js';
+import type { GatewayDeps, GatewayHooks, GatewayStage, PluginRuntime, TunnelDispatcher } from './gateway/deps.js';
 import { BUILTIN_POLICIES, PolicyEngine, checkExpressions } from './policy/index.js';
 import { ExtProcRuntime } from './plugins/extproc-runtime.js';
 import { LuaRuntime } from './plugins/lua-runtime.js';
@@ -63,6 +63,11 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   lua = new LuaRuntime(index);
   const extProc = new ExtProcRuntime();
   const pluginRuntimes: PluginRuntime[] = [lua, extProc];
+  // Subsystems register here: gateway hooks and stages, cluster-host routes, things to stop on close.
+  const hooks: GatewayHooks[] = [];
+  const afterAuthorize: GatewayStage[] = [];
+  const routes = new Map<string, (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>>();
+  const onClose: Array<() => void | Promise<void>> = [];
   const deps: GatewayDeps = {
     store, identity, accessLogs, index,
     upstreamAuth: new UpstreamAuth(store),
@@ -71,12 +76,14 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     evaluateCondition: (cond, facts) => policy.evaluate(cond, facts),
     pluginRuntimes,
     tunnel,
+    hooks,
+    afterAuthorize,
   };
   const gateway = createGateway(deps);
   const api = createApiHandler({ store, identity, accessLogs, checks });
   const oauth2 = createOAuthHandler(identity, keys);
   const domainHost = () => domain.replace(/:\d+$/, '').toLowerCase();
-  const server: Server = createHttpServer(domainHost, { api, oauth2, gateway });
+  const server: Server = createHttpServer(domainHost, { api, oauth2, gateway, routes });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -98,6 +105,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       const timer = setTimeout(() => server.closeAllConnections(), 5_000);
       await closed;
       clearTimeout(timer);
+      for (const c of onClose) await c();
       index.close();
       policy.close();
       extProc.close();

@@ -23,11 +23,17 @@ export class AccessLogStore {
     this.#trim = db.prepare('DELETE FROM access_logs WHERE seq <= (SELECT MAX(seq) FROM access_logs) - ?');
   }
 
-  record(log: AccessLog): void {
-    this.#queue.push(log);
-    this.#feed.emit('log', log);
+  /** Stores and publishes one AccessLog; returns it as stored (after redaction, when a redactor is set). */
+  record(log: AccessLog): AccessLog {
+    const stored = this.redact ? this.redact(log) : log;
+    this.#queue.push(stored);
+    this.#feed.emit('log', stored);
     this.#timer ??= setTimeout(() => this.flush(), FLUSH_MS);
+    return stored;
   }
+
+  /** Removes configured fields before anything is stored, streamed or exported (set by the visibility subsystem). */
+  redact?: (log: AccessLog) => AccessLog;
 
   flush(): void {
     if (this.#timer) clearTimeout(this.#timer);

@@ -1,5 +1,5 @@
 import type { Agent } from 'undici';
-import type { Condition, Plugin, Resource } from '@octelium-ts/shared';
+import type { AccessLog, Condition, Plugin, Resource } from '@octelium-ts/shared';
 import type { ResourceStore } from '../store/resource-store.js';
 import type { IdentityService } from '../auth/identity.js';
 import type { AccessLogStore } from '../accesslog/store.js';
@@ -25,7 +25,25 @@ export interface PluginRuntime {
   onRequest(p: Plugin, ctx: GatewayContext): Promise<void>;
 }
 
+/**
+ * Extension points for subsystems that watch or shape every request without owning a stage
+ * (telemetry, MCP awareness). Each hook is optional; hooks must not throw.
+ */
+export interface GatewayHooks {
+  /** Right after the context is created (e.g. start a span, add `traceparent` to ctx.upstreamHeaders). */
+  onRequest?(ctx: GatewayContext): void;
+  /** Extra headers for an error response (e.g. an MCP `WWW-Authenticate` with resource_metadata on 401). */
+  errorHeaders?(ctx: GatewayContext, status: number): Record<string, string> | undefined;
+  /** After the response ended, with the AccessLog that was recorded (already redacted). */
+  onResponse?(ctx: GatewayContext, log: AccessLog): void;
+}
+
+export type GatewayStage = (ctx: GatewayContext) => void | Promise<void>;
+
 export interface GatewayDeps {
+  hooks?: GatewayHooks[];
+  /** Stages run after authorize and before plugins (e.g. MCP protocol checks, tool filtering). */
+  afterAuthorize?: GatewayStage[];
   store: ResourceStore;
   identity: IdentityService;
   accessLogs: AccessLogStore;

@@ -34,7 +34,8 @@ async function peekJsonRpcId(ctx: GatewayContext): Promise<void> {
  * denied and failed ones too — is logged.
  */
 export function createGateway(deps: GatewayDeps) {
-  const stages: Stage[] = [routeStage(deps), authnStage(deps), bufferStage, authorizeStage(deps), pluginsStage(deps), upstreamStage(deps)];
+  const stages: Stage[] = [routeStage(deps), authnStage(deps), bufferStage, authorizeStage(deps), ...(deps.afterAuthorize ?? []), pluginsStage(deps), upstreamStage(deps)];
+  const hooks = deps.hooks ?? [];
 
   return async function handle(req: IncomingMessage, res: ServerResponse, target: { service: string; namespace: string; path: string }): Promise<void> {
     const ctx: GatewayContext = {
@@ -48,6 +49,7 @@ export function createGateway(deps: GatewayDeps) {
     res.on('close', () => {
       if (!res.writableFinished) ctx.abort.abort();
     });
+    for (const h of hooks) h.onRequest?.(ctx);
     try {
       for (const stage of stages) {
         await stage(ctx);
@@ -60,11 +62,13 @@ export function createGateway(deps: GatewayDeps) {
         const e = err instanceof OcteliumError ? err : new OcteliumError('INTERNAL', 'internal gateway error');
         if (!(err instanceof OcteliumError)) console.error('gateway internal error:', err);
         if (!res.headersSent) await peekJsonRpcId(ctx);
-        renderGatewayError(ctx, e);
+        const extra = Object.assign({}, ...hooks.map((h) => h.errorHeaders?.(ctx, e.httpStatus) ?? {})) as Record<string, string>;
+        renderGatewayError(ctx, e, extra);
       }
     } finally {
       for (const c of ctx.cleanups) c();
-      deps.accessLogs.record(buildAccessLog(ctx));
+      const log = deps.accessLogs.record(buildAccessLog(ctx));
+      for (const h of hooks) h.onResponse?.(ctx, log);
     }
   };
 }

@@ -9,6 +9,8 @@ export interface Handlers {
   oauth2(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void>;
   gateway(req: IncomingMessage, res: ServerResponse, target: { service: string; namespace: string; path: string }): Promise<void>;
   connectUpgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** More cluster-host routes by exact path (e.g. `/metrics`), registered by subsystems. */
+  routes?: Map<string, (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>>;
 }
 
 /** The one listener: cluster host (API, OAuth2, no-DNS Services) and `<svc>.<domain>` hosts (design.md §2). */
@@ -20,6 +22,8 @@ export function createHttpServer(domainHost: () => string, h: Handlers): Server 
     const url = new URL(rawPath, 'http://cluster.invalid');
     if (url.pathname === API_PREFIX || url.pathname.startsWith(API_PREFIX + '/')) return void h.api(req, res, url);
     if (url.pathname.startsWith('/oauth2/') || url.pathname.startsWith('/.well-known/')) return void h.oauth2(req, res, url);
+    const extra = h.routes?.get(url.pathname);
+    if (extra) return void Promise.resolve(extra(req, res, url)).catch((err) => sendError(res, err));
     if (url.pathname === '/healthz') {
       res.writeHead(200, { 'content-type': 'application/json' });
       return void res.end('{"status":"ok"}');
