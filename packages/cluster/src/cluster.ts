@@ -19,6 +19,7 @@ import { UpstreamAuth } from './gateway/upstream-auth.js';
 import { createGateway } from './gateway/pipeline.js';
 import type { GatewayDeps, GatewayHooks, GatewayStage, PluginRuntime, TunnelDispatcher } from './gateway/deps.js';
 import { BUILTIN_POLICIES, PolicyEngine, checkExpressions } from './policy/index.js';
+import { policyTestRoute } from './policy/test-route.js';
 import { ExtProcRuntime } from './plugins/extproc-runtime.js';
 import { LuaRuntime } from './plugins/lua-runtime.js';
 import { checkLuaPlugins } from './plugins/admission.js';
@@ -80,7 +81,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     afterAuthorize,
   };
   const gateway = createGateway(deps);
-  const api = createApiHandler({ store, identity, accessLogs, checks });
+  const api = createApiHandler({ store, identity, accessLogs, checks, extraRoutes: { '/policy/test': policyTestRoute(store, policy) } });
   const oauth2 = createOAuthHandler(identity, keys);
   const domainHost = () => domain.replace(/:\d+$/, '').toLowerCase();
   const server: Server = createHttpServer(domainHost, { api, oauth2, gateway, routes });
