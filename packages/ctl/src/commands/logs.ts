@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
-import React from 'react';
 import type { AccessLog, AccessLogFilter } from '@octelium-ts/shared';
-import { LogsView, toRow, type LogRow } from '../logs-view.js';
+import { toRow, type LogRow } from '../log-row.js';
 import { table } from '../output.js';
 import { clientFor } from './common.js';
 
@@ -34,7 +33,8 @@ export function registerLogs(program: Command): void {
       process.once('SIGINT', () => abort.abort());
       process.once('SIGTERM', () => abort.abort());
       if (process.stdout.isTTY && o.out !== 'json') {
-        const { render } = await import('ink');
+        // ink and React load only for the live terminal view: they cost most of the CLI's start-up time.
+        const [{ render }, React, { LogsView }] = await Promise.all([import('ink'), import('react'), import('../logs-view.js')]);
         const rows: LogRow[] = [];
         const app = render(React.createElement(LogsView, { rows }));
         await client.followAccessLogs(filter, (l) => {
