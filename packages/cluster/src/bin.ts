@@ -2,6 +2,14 @@ import { Command } from 'commander';
 import { resolve } from 'node:path';
 import { startCluster } from './cluster.js';
 
+/** Commander collector for repeatable flags. */
+const collect = (v: string, all: string[]) => [...all, v];
+
+interface StartFlags {
+  dataDir: string; host: string; port: string; domain: string;
+  otlpEndpoint?: string; otlpHeader: string[]; redactPath: string[]; redactHeader: string[]; captureResponseBody: boolean; metricsPublic: boolean;
+}
+
 const program = new Command('octelium-cluster').description('octelium-ts cluster: control-plane API, gateway, OAuth2 and tunnel hub in one process');
 
 program
@@ -11,9 +19,24 @@ program
   .option('--host <host>', 'listen address', '127.0.0.1')
   .option('--port <n>', 'listen port (0 = ephemeral)', '8090')
   .option('--domain <d>', "the cluster's public host name", 'localhost')
-  .action(async (o: { dataDir: string; host: string; port: string; domain: string }) => {
+  .option('--otlp-endpoint <url>', 'export AccessLogs and spans over OTLP/HTTP to this base URL (default: $OTEL_EXPORTER_OTLP_ENDPOINT)')
+  .option('--otlp-header <key=value>', 'extra header on OTLP exports (repeatable)', collect, [])
+  .option('--redact-path <path>', 'bodyMap JSON path to redact in every AccessLog, e.g. params.arguments.password (repeatable)', collect, [])
+  .option('--redact-header <name>', 'header whose values are scrubbed from AccessLogs, besides Authorization/Cookie (repeatable)', collect, [])
+  .option('--capture-response-body', 'record JSON response bodies for Services that do not set visibility.captureResponseBody', false)
+  .option('--metrics-public', 'serve /metrics without an admin token', false)
+  .action(async (o: StartFlags) => {
     const dataDir = resolve(o.dataDir);
-    const cluster = await startCluster({ dataDir, host: o.host, port: Number(o.port), domain: o.domain });
+    const headers = Object.fromEntries(o.otlpHeader.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+    const cluster = await startCluster({
+      dataDir, host: o.host, port: Number(o.port), domain: o.domain,
+      telemetry: {
+        otlp: o.otlpEndpoint ? { endpoint: o.otlpEndpoint, headers } : o.otlpHeader.length ? { headers } : undefined,
+        redact: { paths: o.redactPath, headers: o.redactHeader },
+        captureResponseBody: o.captureResponseBody,
+        metricsPublic: o.metricsPublic,
+      },
+    });
     if (cluster.bootstrapToken) {
       console.log(`Bootstrap auth token for user "root" (also in ${dataDir}/bootstrap-token; shown once):\n\n  ${cluster.bootstrapToken}\n`);
       console.log(`Next: npx octelium login --domain ${cluster.domain} --auth-token $(cat ${dataDir}/bootstrap-token)\n`);

@@ -8,7 +8,8 @@ import { ResourceStore } from './store/resource-store.js';
 import { TokenStore } from './auth/tokens.js';
 import { IdentityService } from './auth/identity.js';
 import { KeyRing } from './oauth/keyring.js';
-import { createOAuthHandler } from './oauth/token-endpoint.js';
+import { createAuthorizationServer } from './oauth/index.js';
+import { registerMcp } from './mcp/index.js';
 import { AccessLogStore } from './accesslog/store.js';
 import { createApiHandler } from './api/router.js';
 import type { AdmissionCheck } from './api/admission.js';
@@ -17,12 +18,14 @@ import { createHttpServer } from './server/http-server.js';
 import { ServiceIndex } from './gateway/service-index.js';
 import { UpstreamAuth } from './gateway/upstream-auth.js';
 import { createGateway } from './gateway/pipeline.js';
-import type { GatewayDeps, GatewayHooks, GatewayStage, PluginRuntime, TunnelDispatcher } from './gateway/deps.js';
+import type { GatewayDeps, GatewayHooks, GatewayStage, PluginRuntime } from './gateway/deps.js';
+import { TunnelHub } from './tunnel/index.js';
 import { BUILTIN_POLICIES, PolicyEngine, checkExpressions } from './policy/index.js';
 import { policyTestRoute } from './policy/test-route.js';
 import { ExtProcRuntime } from './plugins/extproc-runtime.js';
 import { LuaRuntime } from './plugins/lua-runtime.js';
 import { checkLuaPlugins } from './plugins/admission.js';
+import { registerTelemetry, type TelemetryOptions } from './telemetry/index.js';
 
 export interface ClusterOptions {
   dataDir: string | ':memory:';
@@ -32,6 +35,16 @@ export interface ClusterOptions {
   domain?: string;
   /** Print the human start-up lines (the CLI does; tests do not). */
   quiet?: boolean;
+  /** OTLP export, redaction, response capture, /metrics (docs/visibility.md); OTEL_EXPORTER_OTLP_ENDPOINT is honoured. */
+  telemetry?: TelemetryOptions;
+  /** Built-in authorization server (docs/mcp.md). */
+  oauth?: {
+    /**
+     * DEV/TEST ONLY: fetch Client ID Metadata Documents over plain http from loopback (turns that part of the SSRF
+     * guard off). Also `OCTELIUM_DEV_CIMD_ALLOW_LOOPBACK_HTTP=1`.
+     */
+    cimdAllowLoopbackHttp?: boolean;
+  };
 }
 
 export interface Cluster {
@@ -57,13 +70,20 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const accessLogs = new AccessLogStore(db);
   const policy = new PolicyEngine(store, { allowWhenNoRules: true });
   const checks: AdmissionCheck[] = [checkExpressions, checkLuaPlugins];
-  const tunnel: TunnelDispatcher | undefined = undefined;
 
   let lua: LuaRuntime | undefined = undefined;
   const index = new ServiceIndex(store, (previous) => previous && lua?.evict(previous.versionKey));
   lua = new LuaRuntime(index);
   const extProc = new ExtProcRuntime();
   const pluginRuntimes: PluginRuntime[] = [lua, extProc];
+  let selfURL = '';
+  const tunnel = new TunnelHub({
+    authenticate: (token) => identity.authenticateOpaque(token),
+    getService: (name) => store.get('Service', name),
+    listServices: () => store.list('Service'),
+    // Published (agent → cluster) requests are replayed on the loopback listener, through the full pipeline.
+    selfURL: () => selfURL,
+  });
   // Subsystems register here: gateway hooks and stages, cluster-host routes, things to stop on close.
   const hooks: GatewayHooks[] = [];
   const afterAuthorize: GatewayStage[] = [];
@@ -80,17 +100,34 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     hooks,
     afterAuthorize,
   };
+  // Visibility: redaction, /metrics, response capture, OTLP (before createGateway: it adds an afterAuthorize stage).
+  const telemetry = registerTelemetry({ store, identity, accessLogs }, opts.telemetry, { deps, hooks, afterAuthorize, routes, onClose });
+  telemetry.metrics.setTunnelStats(() => {
+    const agents = tunnel.agents();
+    return { connections: agents.length, streams: agents.reduce((n, a) => n + a.streams, 0) };
+  });
+  // MCP: OAuth authorization server on the cluster host, resource-server stages and hooks in the gateway (docs/mcp.md).
+  const clusterUrl = () => clusterURL(domain);
+  const authz = createAuthorizationServer({
+    identity, keys, store, db, issuer: clusterUrl,
+    cimdAllowLoopbackHttp: opts.oauth?.cimdAllowLoopbackHttp ?? process.env.OCTELIUM_DEV_CIMD_ALLOW_LOOPBACK_HTTP === '1',
+    protectedResourceMetadata: (req, res, u) => mcp.protectedResourceMetadata(req, res, u),
+  });
+  const mcp = registerMcp({ deps, index, policy, resources: authz.resources, clusterUrl });
+  onClose.push(() => authz.close());
   const gateway = createGateway(deps);
   const api = createApiHandler({ store, identity, accessLogs, checks, extraRoutes: { '/policy/test': policyTestRoute(store, policy) } });
-  const oauth2 = createOAuthHandler(identity, keys);
+  const oauth2 = authz.handle;
   const domainHost = () => domain.replace(/:\d+$/, '').toLowerCase();
-  const server: Server = createHttpServer(domainHost, { api, oauth2, gateway, routes });
+  const server: Server = createHttpServer(domainHost, { api, oauth2, gateway, routes, connectUpgrade: (req, socket, head) => tunnel.handleUpgrade(req, socket, head) });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 8090, opts.host ?? '127.0.0.1', () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
+  const listenHost = opts.host && opts.host !== '0.0.0.0' && opts.host !== '::' ? opts.host : '127.0.0.1';
+  selfURL = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`;
   if (port !== 80 && port !== 443) domain = `${domain}:${port}`;
   const url = clusterURL(domain);
   const info: ClusterInfo = { url, port, domain };
@@ -102,6 +139,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     close: () => (closing ??= (async () => {
       // Stop accepting, let in-flight requests finish (bounded), then close the DB.
       const closed = new Promise<void>((r) => server.close(() => r()));
+      await tunnel.close();
       server.closeIdleConnections();
       const timer = setTimeout(() => server.closeAllConnections(), 5_000);
       await closed;

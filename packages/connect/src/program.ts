@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerConnect } from './commands/connect.js';
 import { registerLogin } from './commands/login.js';
 import { registerStatus } from './commands/status.js';
 
@@ -9,5 +10,6 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerLogin(program);
   registerStatus(program);
+  registerConnect(program);
   return program;
 }

@@ -23,6 +23,14 @@ export const ErrorCodes = {
   UPSTREAM_NOT_CONNECTED: { code: 'OCT_ERR_UPSTREAM_NOT_CONNECTED', status: 503 },
   UPSTREAM_TIMEOUT: { code: 'OCT_ERR_UPSTREAM_TIMEOUT', status: 504 },
   UNREACHABLE: { code: 'OCT_ERR_UNREACHABLE', status: 503 },
+  /** MCP 2026-07-28: an `Mcp-Method` / `Mcp-Name` / `MCP-Protocol-Version` header disagrees with the body (JSON-RPC -32020). */
+  MCP_HEADER_MISMATCH: { code: 'OCT_ERR_MCP_HEADER_MISMATCH', status: 400 },
+  /** `Mcp-Session-Id` unknown to the gateway, or created by another principal. */
+  MCP_SESSION_NOT_FOUND: { code: 'OCT_ERR_MCP_SESSION_NOT_FOUND', status: 404 },
+  /** A browser `Origin` (or a non-cluster `Host`, DNS rebinding) the Service does not allow. */
+  ORIGIN_NOT_ALLOWED: { code: 'OCT_ERR_ORIGIN_NOT_ALLOWED', status: 403 },
+  /** The token lacks a scope the Service requires (403 with `error="insufficient_scope"`). */
+  INSUFFICIENT_SCOPE: { code: 'OCT_ERR_INSUFFICIENT_SCOPE', status: 403 },
 } as const;
 
 export type ErrorName = keyof typeof ErrorCodes;

@@ -14,3 +14,4 @@ export * from './api-client.js';
 export * from './login-state.js';
 export * from './cli-auth.js';
 export * from './run-cli.js';
+export * from './tunnel/index.js';

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { JWTPayload } from 'jose';
 import {
   OcteliumError, type CreateCredentialResponse, type CredentialSpec, type LoginResponse, type Resource, type UserSpec,
 } from '@octelium-ts/shared';
@@ -22,7 +23,7 @@ function sessionName(user: string): string {
  * mirror the DB), so `authenticate` costs one hash and a few map reads per request.
  */
 export class IdentityService {
-  readonly #jwtCache = new Map<string, { principalKey: string; exp: number }>();
+  readonly #jwtCache = new Map<string, { principalKey: string; exp: number; claims: Pick<Principal, 'audience' | 'scopes' | 'clientID'> }>();
 
   constructor(
     private readonly store: ResourceStore,
@@ -58,7 +59,7 @@ export class IdentityService {
     return ((user.spec as UserSpec).groups ?? []).includes(ADMIN_GROUP);
   }
 
-  createSession(user: Resource, type: 'CLIENT' | 'CLIENTLESS', expiresAt: number | undefined, credential?: Resource): Resource {
+  createSession(user: Resource, type: 'CLIENT' | 'CLIENTLESS', expiresAt: number | undefined, credential?: Resource, extraStatus: Record<string, unknown> = {}): Resource {
     return this.store.create({
       apiVersion: 'core/v1', kind: 'Session',
       metadata: { name: sessionName(user.metadata.name) },
@@ -67,6 +68,7 @@ export class IdentityService {
         type,
         userRef: { kind: 'User', name: user.metadata.name, uid: user.metadata.uid },
         ...(credential ? { credentialRef: { kind: 'Credential', name: credential.metadata.name, uid: credential.metadata.uid } } : {}),
+        ...extraStatus,
       },
     });
   }
@@ -144,25 +146,26 @@ export class IdentityService {
     if (token.split('.').length !== 3) return this.authenticateOpaque(token);
     const now = Date.now() / 1000;
     const cached = this.#jwtCache.get(token);
-    let key = cached && cached.exp > now ? cached.principalKey : undefined;
-    if (!key) {
+    let entry = cached && cached.exp > now ? cached : undefined;
+    if (!entry) {
       const payload = await this.keys.verify(token, this.issuer());
       if (!payload || typeof payload.sid !== 'string' || typeof payload.exp !== 'number') return undefined;
-      key = payload.sid;
+      entry = { principalKey: payload.sid, exp: payload.exp, claims: claimsOf(payload) };
       if (this.#jwtCache.size >= JWT_CACHE_MAX) this.#jwtCache.clear();
-      this.#jwtCache.set(token, { principalKey: key, exp: payload.exp });
+      this.#jwtCache.set(token, entry);
     }
+    const key = entry.principalKey;
     // The Session is re-checked every time, so deleting it (or its Credential/User) revokes the JWT at once.
     const session = this.activeSession(key);
     const userName = (session?.status as { userRef?: { name: string } } | undefined)?.userRef?.name;
     const user = userName ? this.activeUser(userName) : undefined;
     if (!session || !user) return undefined;
     const credName = (session.status as { credentialRef?: { name: string } }).credentialRef?.name;
-    return { user, session, via: 'oauth2', credentialName: credName };
+    return { user, session, via: 'oauth2', credentialName: credName, ...entry.claims };
   }
 
   /** OAuth2 client-credentials grant for OAUTH2 Credentials. */
-  async clientCredentialsToken(clientID: string, clientSecret: string, scope?: string): Promise<{ access_token: string; token_type: 'Bearer'; expires_in: number; scope?: string }> {
+  async clientCredentialsToken(clientID: string, clientSecret: string, scope?: string, audience?: string): Promise<{ access_token: string; token_type: 'Bearer'; expires_in: number; scope?: string }> {
     const row = this.tokens.lookupClient(clientID);
     const ok = row && row.type === 'oauth2-client' && hashesEqual(row.hash, hashToken(clientSecret)) && (row.expiresAt === undefined || row.expiresAt > Date.now());
     const session = ok ? this.activeSession(row.sessionName) : undefined;
@@ -173,7 +176,63 @@ export class IdentityService {
     }
     const remaining = row.expiresAt ? Math.floor((row.expiresAt - Date.now()) / 1000) : OAUTH2_TOKEN_TTL_S;
     const expiresIn = Math.max(1, Math.min(OAUTH2_TOKEN_TTL_S, remaining));
-    const access_token = await this.keys.sign({ sub: user.metadata.uid, sid: session.metadata.name, 'octelium.user': user.metadata.name, client_id: clientID, ...(scope ? { scope } : {}) }, expiresIn, this.issuer());
+    const access_token = await this.keys.sign({ sub: user.metadata.uid, sid: session.metadata.name, 'octelium.user': user.metadata.name, client_id: clientID, ...(scope ? { scope } : {}), ...(audience ? { aud: audience } : {}) }, expiresIn, this.issuer());
     return { access_token, token_type: 'Bearer', expires_in: expiresIn, ...(scope ? { scope } : {}) };
   }
+
+  /**
+   * Authorization-code grant, consent page: the auth token a HUMAN user pasted → that User and its AUTH_TOKEN
+   * Credential. Throws UNAUTHENTICATED (bad token) or PERMISSION_DENIED (not a HUMAN user).
+   */
+  checkAuthTokenForGrant(authToken: string): { user: Resource; credential: Resource; expiresAt?: number } {
+    const row = this.tokens.lookup(authToken);
+    const user = row?.type === 'auth' ? this.activeUser(row.userName) : undefined;
+    const credential = row?.credentialName ? this.store.get('Credential', row.credentialName) : undefined;
+    if (!row || !user || !credential || (credential.spec as CredentialSpec).isDisabled) throw new OcteliumError('UNAUTHENTICATED', 'invalid or expired auth token');
+    if ((user.spec as UserSpec).type !== 'HUMAN') throw new OcteliumError('PERMISSION_DENIED', `user "${user.metadata.name}" is a WORKLOAD user: workloads use the client_credentials grant`);
+    return { user, credential, expiresAt: row.expiresAt };
+  }
+
+  /**
+   * A CLIENTLESS Session for one OAuth authorization grant (auth code + its refresh tokens). Deleting the Session,
+   * its Credential or its User revokes every token of the grant, like any other Session.
+   */
+  createGrantSession(userName: string, credentialName: string, expiresAt: number, clientID: string): Resource {
+    const user = this.activeUser(userName);
+    const credential = this.store.get('Credential', credentialName);
+    if (!user || !credential || (credential.spec as CredentialSpec).isDisabled) throw new OcteliumError('UNAUTHENTICATED', 'the user or credential behind this grant is gone');
+    // status.oauth2 names the OAuth client holding the grant, for `octeliumctl get session -o yaml`.
+    return this.createSession(user, 'CLIENTLESS', expiresAt, credential, { oauth2: { clientID } });
+  }
+
+  /** Grant session still usable? Returns its User, or undefined when revoked/expired. */
+  grantSessionUser(sessionName: string): { session: Resource; user: Resource } | undefined {
+    const session = this.activeSession(sessionName);
+    const userName = (session?.status as { userRef?: { name: string } } | undefined)?.userRef?.name;
+    const user = userName ? this.activeUser(userName) : undefined;
+    return session && user ? { session, user } : undefined;
+  }
+
+  /** An access JWT for a grant Session (authorization_code and refresh_token grants). */
+  async mintAccessToken(p: { session: Resource; user: Resource; clientID: string; scope?: string; audience?: string; expiresInSec?: number }): Promise<{ access_token: string; expires_in: number }> {
+    const expiresEnd = (p.session.spec as { expiresAt?: string }).expiresAt;
+    const remaining = expiresEnd ? Math.floor((Date.parse(expiresEnd) - Date.now()) / 1000) : OAUTH2_TOKEN_TTL_S;
+    const expiresIn = Math.max(1, Math.min(p.expiresInSec ?? OAUTH2_TOKEN_TTL_S, remaining));
+    const access_token = await this.keys.sign({
+      sub: p.user.metadata.uid, sid: p.session.metadata.name, 'octelium.user': p.user.metadata.name, client_id: p.clientID,
+      ...(p.scope ? { scope: p.scope } : {}), ...(p.audience ? { aud: p.audience } : {}),
+    }, expiresIn, this.issuer());
+    return { access_token, expires_in: expiresIn };
+  }
+}
+
+/** RFC 9068 claims the gateway checks per Service (audience, scope) and logs (client). */
+function claimsOf(payload: JWTPayload): Pick<Principal, 'audience' | 'scopes' | 'clientID'> {
+  const aud = typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? payload.aud.filter((a): a is string => typeof a === 'string') : undefined;
+  const scope = typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : undefined;
+  return {
+    ...(aud?.length ? { audience: aud } : {}),
+    ...(scope ? { scopes: scope } : {}),
+    ...(typeof payload.client_id === 'string' ? { clientID: payload.client_id } : {}),
+  };
 }

@@ -10,6 +10,14 @@ export interface PluginRun { name: string; type: string; outcome: string; error?
 export interface BufferedResponse { status: number; headers: Record<string, string | string[]>; body: Buffer }
 export type ResponseHook = (r: BufferedResponse) => Promise<void>;
 
+/** Shapes a proxied response without buffering it (MCP: session binding on the head, per-event SSE rewriting). */
+export interface ResponseTransform {
+  /** Sees, and may edit, the upstream status and headers before they are written. */
+  head?(status: number, headers: Record<string, string | string[]>): void;
+  /** SSE responses only: maps the body stream; must yield each complete event as soon as it has it. */
+  sse?(body: AsyncIterable<Buffer>): AsyncIterable<Buffer>;
+}
+
 export interface Decision { allowed: boolean; reason: { type: string; details?: Record<string, unknown> } }
 
 /**
@@ -46,6 +54,8 @@ export interface GatewayContext {
   plugins: PluginRun[];
   /** Work plugins registered for the response (Lua onResponse, ExtProc); they need a buffered, non-SSE body. */
   responseHooks: ResponseHook[];
+  /** Streaming response transforms (see ResponseTransform); applied in order. */
+  responseTransforms?: ResponseTransform[];
   /** Cleanup to run when the request ends (e.g. close an ExtProc stream). */
   cleanups: Array<() => void>;
   /** Set once a response (error, direct plugin, proxied) has started. */

@@ -34,7 +34,10 @@ async function peekJsonRpcId(ctx: GatewayContext): Promise<void> {
  * denied and failed ones too — is logged.
  */
 export function createGateway(deps: GatewayDeps) {
-  const stages: Stage[] = [routeStage(deps), authnStage(deps), bufferStage, authorizeStage(deps), ...(deps.afterAuthorize ?? []), pluginsStage(deps), upstreamStage(deps)];
+  const stages: Stage[] = [
+    routeStage(deps), ...(deps.afterRoute ?? []), authnStage(deps), bufferStage, ...(deps.beforeAuthorize ?? []),
+    authorizeStage(deps), ...(deps.afterAuthorize ?? []), pluginsStage(deps), upstreamStage(deps),
+  ];
   const hooks = deps.hooks ?? [];
 
   return async function handle(req: IncomingMessage, res: ServerResponse, target: { service: string; namespace: string; path: string }): Promise<void> {

@@ -37,6 +37,7 @@ export async function sendUpstreamResponse(ctx: GatewayContext, up: UpstreamResp
   const isSSE = contentType.startsWith('text/event-stream');
   ctx.responseContentType = contentType || undefined;
   const { res } = ctx;
+  for (const t of ctx.responseTransforms ?? []) t.head?.(up.statusCode, headers);
 
   if (ctx.responseHooks.length && !isSSE) {
     const buffered: BufferedResponse = { status: up.statusCode, headers, body: await readAll(up.body) };
@@ -62,7 +63,9 @@ export async function sendUpstreamResponse(ctx: GatewayContext, up: UpstreamResp
   ctx.responded = true;
   res.writeHead(up.statusCode, headers);
   if (isSSE) res.flushHeaders();
-  for await (const chunk of up.body) {
+  let body: AsyncIterable<Buffer> = up.body;
+  if (isSSE) for (const t of ctx.responseTransforms ?? []) if (t.sse) body = t.sse(body);
+  for await (const chunk of body) {
     ctx.responseBytes += (chunk as Buffer).length;
     if (!res.write(chunk)) await once(res, 'drain');
   }

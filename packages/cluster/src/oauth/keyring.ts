@@ -51,9 +51,10 @@ export class KeyRing {
     return { keys: [...this.#keys.values()].map((k) => k.publicJwk) };
   }
 
-  sign(payload: JWTPayload, expiresInSec: number, issuer: string): Promise<string> {
+  /** Signs an access token (RFC 9068 `typ: at+jwt`), or another JWT kind (an OIDC ID token is `typ: JWT`). */
+  sign(payload: JWTPayload, expiresInSec: number, issuer: string, typ = 'at+jwt'): Promise<string> {
     return new SignJWT(payload)
-      .setProtectedHeader({ alg: ALG, kid: this.#current.kid, typ: 'at+jwt' })
+      .setProtectedHeader({ alg: ALG, kid: this.#current.kid, typ })
       .setIssuedAt()
       .setIssuer(issuer)
       .setJti(randomUUID())
@@ -61,14 +62,17 @@ export class KeyRing {
       .sign(this.#current.privateKey);
   }
 
-  /** Verifies signature, expiry and issuer; undefined when anything is wrong. */
+  /**
+   * Verifies an access token: signature, expiry, issuer and `typ: at+jwt` (so an ID token, signed by the same
+   * key, is never accepted as an access token); undefined when anything is wrong.
+   */
   async verify(token: string, issuer: string): Promise<JWTPayload | undefined> {
     try {
       const { payload } = await jwtVerify(token, async (header) => {
         const k = header.kid ? this.#keys.get(header.kid) : undefined;
         if (!k) throw new Error('unknown kid');
         return k.publicKey;
-      }, { issuer, algorithms: [ALG] });
+      }, { issuer, algorithms: [ALG], typ: 'at+jwt' });
       return payload;
     } catch {
       return undefined;

@@ -1,55 +1,167 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { OcteliumError } from '@octelium-ts/shared';
-import { readBody, sendJSON } from '../api/http-util.js';
-import type { IdentityService } from '../auth/identity.js';
-import type { KeyRing } from './keyring.js';
+import { OcteliumError, type UserSpec } from '@octelium-ts/shared';
+import { invalidClient, invalidGrant, invalidRequest, invalidScope, invalidTarget, OAuthError } from './errors.js';
+import { pkceS256Matches } from './grants.js';
+import type { RegisteredClient } from './clients.js';
+import { validScope, type AsDeps } from './deps.js';
+import { OPEN_CORS, readForm, sendJson } from './http.js';
 
-/** RFC 6749 §5.2 error response. */
-function oauthError(res: ServerResponse, status: number, error: string, description: string): void {
-  sendJSON(res, status, { error, error_description: description }, status === 401 ? { 'www-authenticate': 'Basic realm="octelium"' } : {});
-}
+const ID_TOKEN_TTL_S = 3600;
 
 /** Client authentication: HTTP Basic (RFC 6749 §2.3.1) or client_id/client_secret in the form body. */
-function clientCredentials(req: IncomingMessage, form: URLSearchParams): { id?: string; secret?: string } {
+export function clientCredentials(req: IncomingMessage, form: URLSearchParams): { id?: string; secret?: string; via: 'basic' | 'post' | 'none' } {
   const h = req.headers.authorization;
   if (h?.toLowerCase().startsWith('basic ')) {
     const decoded = Buffer.from(h.slice(6), 'base64').toString('utf8');
     const i = decoded.indexOf(':');
-    if (i > 0) return { id: decodeURIComponent(decoded.slice(0, i)), secret: decodeURIComponent(decoded.slice(i + 1)) };
+    if (i > 0) return { id: decodeURIComponent(decoded.slice(0, i)), secret: decodeURIComponent(decoded.slice(i + 1)), via: 'basic' };
   }
-  return { id: form.get('client_id') ?? undefined, secret: form.get('client_secret') ?? undefined };
+  const secret = form.get('client_secret') ?? undefined;
+  return { id: form.get('client_id') ?? undefined, secret, via: secret ? 'post' : 'none' };
 }
 
-/** `POST /oauth2/token` (client_credentials) and the JWKS the tokens verify against. */
-export function createOAuthHandler(identity: IdentityService, keys: KeyRing) {
-  return async function handleOAuth(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    if (url.pathname === '/oauth2/token') {
-      if (req.method !== 'POST') return oauthError(res, 405, 'invalid_request', 'use POST');
-      const raw = (await readBody(req, 64 * 1024).catch(() => Buffer.alloc(0))).toString('utf8');
-      const form = String(req.headers['content-type'] ?? '').includes('json')
-        ? new URLSearchParams(Object.entries(safeJSON(raw)).map(([k, v]) => [k, String(v)]))
-        : new URLSearchParams(raw);
-      const grant = form.get('grant_type');
-      if (grant !== 'client_credentials') return oauthError(res, 400, 'unsupported_grant_type', 'only grant_type=client_credentials is supported here');
-      const { id, secret } = clientCredentials(req, form);
-      if (!id || !secret) return oauthError(res, 401, 'invalid_client', 'client_id and client_secret are required');
-      try {
-        return sendJSON(res, 200, await identity.clientCredentialsToken(id, secret, form.get('scope') ?? undefined));
-      } catch (e) {
-        if (e instanceof OcteliumError && e.httpStatus === 401) return oauthError(res, 401, 'invalid_client', e.message);
-        throw e;
-      }
-    }
-    if (url.pathname === '/oauth2/jwks' || url.pathname === '/.well-known/jwks.json') return sendJSON(res, 200, keys.jwks());
-    sendJSON(res, 404, { error: 'not_found' });
+/** The single `resource` of a token request (RFC 8707), checked to be a Service of this cluster. */
+function resourceParam(deps: AsDeps, form: URLSearchParams): string | undefined {
+  const all = form.getAll('resource');
+  if (all.length > 1) throw invalidTarget('one resource per token request');
+  if (all.length && !deps.resources.resolve(all[0])) throw invalidTarget(`"${all[0]}" is not a Service of this cluster`);
+  return all[0];
+}
+
+/** OAUTH2 Credentials (workloads): the grant the cluster always had, now optionally audience-bound. */
+async function clientCredentialsGrant(deps: AsDeps, req: IncomingMessage, form: URLSearchParams): Promise<Record<string, unknown>> {
+  const { id, secret } = clientCredentials(req, form);
+  if (!id || !secret) throw invalidClient('client_id and client_secret are required');
+  const scope = form.get('scope') ?? undefined;
+  if (scope !== undefined && (!scope || !validScope(scope))) throw invalidScope('malformed scope');
+  const resource = resourceParam(deps, form);
+  try {
+    return await deps.identity.clientCredentialsToken(id, secret, scope, resource);
+  } catch (e) {
+    if (e instanceof OcteliumError && e.httpStatus === 401) throw invalidClient(e.message);
+    throw e;
+  }
+}
+
+async function authenticatedClient(deps: AsDeps, req: IncomingMessage, form: URLSearchParams): Promise<RegisteredClient> {
+  const { id, secret, via } = clientCredentials(req, form);
+  if (!id) throw invalidClient('client_id is required');
+  return deps.clients.authenticate(id, secret, via);
+}
+
+/** Ends a grant whose code or refresh token was replayed: deleting its Session revokes every token of it. */
+function revokeGrant(deps: AsDeps, sessionName: string): void {
+  deps.refresh.revokeSession(sessionName);
+  if (deps.store.get('Session', sessionName)) deps.store.delete('Session', sessionName);
+}
+
+async function idToken(deps: AsDeps, user: { metadata: { uid?: string; name: string }; spec?: unknown }, clientId: string, nonce: string | undefined, authTime: number): Promise<string> {
+  const email = (user.spec as UserSpec | undefined)?.email;
+  return deps.keys.sign({
+    sub: user.metadata.uid, aud: clientId, auth_time: authTime, preferred_username: user.metadata.name,
+    ...(email ? { email } : {}), ...(nonce ? { nonce } : {}),
+  }, ID_TOKEN_TTL_S, deps.issuer(), 'JWT');
+}
+
+/** authorization_code + PKCE (OAuth 2.1 §4.1.3): one Session per grant, audience = the `resource` indicator. */
+async function authorizationCodeGrant(deps: AsDeps, req: IncomingMessage, form: URLSearchParams): Promise<Record<string, unknown>> {
+  const code = form.get('code'), redirectUri = form.get('redirect_uri'), verifier = form.get('code_verifier');
+  if (!code || !verifier) throw invalidRequest('code and code_verifier are required');
+  const client = await authenticatedClient(deps, req, form);
+  const g = deps.state.code(code);
+  if (!g) throw invalidGrant('unknown or expired authorization code');
+  if (g.used) {
+    if (g.sessionName) revokeGrant(deps, g.sessionName);
+    throw invalidGrant('authorization code already used; the tokens issued for it are revoked');
+  }
+  if (g.clientId !== client.client_id) throw invalidGrant('the code was issued to another client');
+  if ((redirectUri ?? g.redirectUri) !== g.redirectUri) throw invalidGrant('redirect_uri differs from the authorization request');
+  if (!pkceS256Matches(verifier, g.codeChallenge)) throw invalidGrant('code_verifier does not match the code_challenge');
+  const asked = resourceParam(deps, form);
+  if (asked !== undefined && g.resource !== undefined && asked !== g.resource) throw invalidTarget('resource differs from the authorization request');
+  const resource = asked ?? g.resource;
+  g.used = true;
+  let session;
+  try {
+    session = deps.identity.createGrantSession(g.userName, g.credentialName, g.grantExpiresAt, client.client_id);
+  } catch {
+    throw invalidGrant('the user or credential behind this code is gone');
+  }
+  g.sessionName = session.metadata.name;
+  const who = deps.identity.grantSessionUser(session.metadata.name)!;
+  const access = await deps.identity.mintAccessToken({ session, user: who.user, clientID: client.client_id, scope: g.scope, audience: resource });
+  const refresh = client.grant_types.includes('refresh_token')
+    ? deps.refresh.issue({ clientId: client.client_id, sessionName: session.metadata.name, scope: g.scope, resource, expiresAt: g.grantExpiresAt })
+    : undefined;
+  const openid = g.scope?.split(' ').includes('openid');
+  return {
+    ...access, token_type: 'Bearer', ...(g.scope ? { scope: g.scope } : {}), ...(refresh ? { refresh_token: refresh } : {}),
+    ...(openid ? { id_token: await idToken(deps, who.user, client.client_id, g.nonce, g.authTime) } : {}),
   };
 }
 
-function safeJSON(text: string): Record<string, unknown> {
+/** refresh_token (OAuth 2.1 §4.3): rotation on every use; a replayed old token revokes the grant. */
+async function refreshTokenGrant(deps: AsDeps, req: IncomingMessage, form: URLSearchParams): Promise<Record<string, unknown>> {
+  const token = form.get('refresh_token');
+  if (!token) throw invalidRequest('refresh_token is required');
+  const client = await authenticatedClient(deps, req, form);
+  const g = deps.refresh.lookup(token);
+  if (!g || g.clientId !== client.client_id) throw invalidGrant('unknown or expired refresh token');
+  if (g.rotated) {
+    revokeGrant(deps, g.sessionName);
+    throw invalidGrant('refresh token already used; the grant is revoked');
+  }
+  const who = deps.identity.grantSessionUser(g.sessionName);
+  if (!who) throw invalidGrant('the grant was revoked');
+  const scope = form.get('scope') ?? undefined;
+  const granted = new Set(g.scope?.split(' ') ?? []);
+  // Refreshing can narrow the scope, never widen it (RFC 6749 §6).
+  if (scope !== undefined && (!validScope(scope) || scope.split(' ').some((s) => !granted.has(s)))) throw invalidScope('scope exceeds the original grant');
+  const asked = resourceParam(deps, form);
+  if (asked !== undefined && g.resource !== undefined && asked !== g.resource) throw invalidTarget('resource differs from the original grant');
+  deps.refresh.markRotated(token);
+  const next = deps.refresh.issue({ clientId: client.client_id, sessionName: g.sessionName, scope: g.scope, resource: g.resource, expiresAt: g.expiresAt });
+  const access = await deps.identity.mintAccessToken({ session: who.session, user: who.user, clientID: client.client_id, scope: scope ?? g.scope, audience: asked ?? g.resource });
+  return { ...access, token_type: 'Bearer', ...((scope ?? g.scope) ? { scope: scope ?? g.scope } : {}), refresh_token: next };
+}
+
+/** `POST /oauth2/token`. */
+export async function tokenEndpoint(deps: AsDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   try {
-    const v = JSON.parse(text);
-    return v && typeof v === 'object' ? v : {};
-  } catch {
-    return {};
+    if (req.method !== 'POST') throw new OAuthError('invalid_request', 'use POST', 405);
+    const form = await readForm(req);
+    const grant = form.get('grant_type');
+    let body: Record<string, unknown>;
+    if (grant === 'client_credentials') body = await clientCredentialsGrant(deps, req, form);
+    else if (grant === 'authorization_code') body = await authorizationCodeGrant(deps, req, form);
+    else if (grant === 'refresh_token') body = await refreshTokenGrant(deps, req, form);
+    else throw new OAuthError('unsupported_grant_type', 'supported grant types: client_credentials, authorization_code, refresh_token');
+    sendJson(res, 200, body, OPEN_CORS);
+  } catch (e) {
+    if (e instanceof OAuthError) return e.send(res);
+    throw e;
   }
 }
+
+/** `POST /oauth2/revoke` (RFC 7009): revoking a refresh token — or an access token — ends the whole grant. */
+export async function revocationEndpoint(deps: AsDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  try {
+    if (req.method !== 'POST') throw new OAuthError('invalid_request', 'use POST', 405);
+    const form = await readForm(req);
+    const token = form.get('token');
+    if (!token) throw invalidRequest('token is required');
+    const client = await authenticatedClient(deps, req, form);
+    let session = deps.refresh.revoke(token, client.client_id);
+    if (!session && token.split('.').length === 3) {
+      const payload = await deps.keys.verify(token, deps.issuer());
+      if (payload?.client_id === client.client_id && typeof payload.sid === 'string') session = payload.sid;
+    }
+    if (session) revokeGrant(deps, session);
+    // RFC 7009 §2.2: unknown tokens are not an error.
+    sendJson(res, 200, {}, OPEN_CORS);
+  } catch (e) {
+    if (e instanceof OAuthError) return e.send(res);
+    throw e;
+  }
+}
+

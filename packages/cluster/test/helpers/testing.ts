@@ -54,6 +54,33 @@ export function runBin(bin: 'octeliumctl' | 'octelium' | 'octelium-cluster', arg
   });
 }
 
+export interface BinProcess { proc: ChildProcess; output: () => string; waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>; stop(signal?: NodeJS.Signals): Promise<number | null> }
+
+/** A long-running CLI (e.g. `octelium connect`) as a child process whose output can be awaited. */
+export function startBin(bin: 'octeliumctl' | 'octelium' | 'octelium-cluster', args: string[], env: Record<string, string | undefined> = {}): BinProcess {
+  const proc = spawn(join(REPO_ROOT, 'node_modules/.bin', bin), args, { env: { ...process.env, NODE_OPTIONS: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+  return {
+    proc, output: () => out,
+    async waitFor(re, timeoutMs = 15_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const m = out.match(re);
+        if (m) return m;
+        if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`${bin} ${args.join(' ')}: no ${re} in output:\n${out}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+    stop: async (signal = 'SIGTERM') => {
+      if (proc.exitCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
 export interface ClusterProcess { proc: ChildProcess; info: ClusterInfo; dataDir: string; output: () => string; stop(signal?: NodeJS.Signals): Promise<number | null> }
 
 /** `octelium-cluster start` as a child process; resolves once cluster.json says it is listening. */

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { authenticatedClient, resolveDomain } from '@octelium-ts/shared';
-import { connectStatus } from '../connect-status.js';
+import { readConnectState } from '../agent/state.js';
 
 export function registerStatus(program: Command): void {
   program
@@ -17,7 +17,8 @@ export function registerStatus(program: Command): void {
         cluster: { domain, url: client.baseURL },
         user: { name: me.user.metadata.name, type: (me.user.spec as { type?: string }).type, email: (me.user.spec as { email?: string }).email, isAdmin: me.isAdmin },
         session: me.session ? { name: me.session.metadata.name, type: (me.session.status as { type?: string })?.type, expiresAt: (me.session.spec as { expiresAt?: string }).expiresAt } : undefined,
-        connect: connectStatus(domain),
+        // The local `octelium connect` agent, from the state file it keeps up to date.
+        connect: readConnectState(domain) ?? { state: 'not running' },
       };
       console.log(o.out === 'json' ? JSON.stringify(status, null, 2) : stringify(status).trimEnd());
     });

@@ -99,7 +99,15 @@ export const HTTPConfig = z.strictObject({
   /** Whole-request upstream timeout (headers and idle body); SSE streams are only bounded by idleness. */
   timeout: Duration.optional(),
   /** Capture JSON response bodies (and JSON-RPC results in SSE events) into AccessLogs. */
-  visibility: z.strictObject({ captureResponseBody: z.boolean().optional() }).optional(),
+  visibility: z
+    .strictObject({
+      captureResponseBody: z.boolean().optional(),
+      /** JSON paths in the request/response bodyMap replaced by "[REDACTED]" in AccessLogs (e.g. `params.arguments.password`, `**.token`). */
+      redactPaths: z.array(z.string().min(1)).optional(),
+      /** Header names whose values (and same-named JSON keys) are scrubbed from AccessLogs, on top of the cluster-wide list. */
+      redactHeaders: z.array(z.string().min(1)).optional(),
+    })
+    .optional(),
 });
 export type HTTPConfig = z.infer<typeof HTTPConfig>;
 
@@ -109,6 +117,27 @@ export const ServiceConfig = z.strictObject({
   http: HTTPConfig.optional(),
 });
 export type ServiceConfig = z.infer<typeof ServiceConfig>;
+
+/**
+ * MCP awareness (docs/mcp.md). A Service with `mode: MCP` or with this block is an MCP resource server:
+ * OAuth 401 challenges and Protected Resource Metadata, token audience and scope checks, Origin/Host checks,
+ * session binding, protocol header checks, per-caller list filtering and SSE keep-alives.
+ */
+export const MCPConfig = z.strictObject({
+  /** Scopes named in the 401 challenge and in the Protected Resource Metadata; a token that carries a `scope` claim must hold them all. Default `["mcp"]`. */
+  scopes: z.array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'a scope is printable ASCII without spaces, quotes or backslashes')).optional(),
+  /** More accepted token audiences (e.g. an external IdP's audience value), besides this Service's own URLs. */
+  audiences: z.array(z.string().min(1)).optional(),
+  /** Refuse tokens without an `aud` claim (cluster-wide Octelium tokens). Default false. */
+  requireAudience: z.boolean().optional(),
+  /** Browser origins allowed besides the request's own origin: exact `scheme://host[:port]`, or `"*"`. */
+  allowedOrigins: z.array(z.string().min(1)).optional(),
+  /** Rewrite tools/prompts/resources lists to what the caller's policies allow. Default true. */
+  filterLists: z.boolean().optional(),
+  /** Idle time after which a `:` comment line is sent on downstream SSE streams. Default 25 s; zero disables. */
+  keepAlive: Duration.optional(),
+});
+export type MCPConfig = z.infer<typeof MCPConfig>;
 
 export const ServiceModes = ['HTTP', 'WEB', 'GRPC', 'KUBERNETES', 'SSH', 'POSTGRES', 'MYSQL', 'TCP', 'UDP', 'DNS', 'MCP', 'LLM'] as const;
 
@@ -121,6 +150,7 @@ export const ServiceSpec = z.strictObject({
   isDisabled: z.boolean().optional(),
   authorization: Authorization.optional(),
   config: ServiceConfig.optional(),
+  mcp: MCPConfig.optional(),
   dynamicConfig: z
     .strictObject({
       configs: z.array(ServiceConfig.extend({ name: z.string().min(1) })).default([]),

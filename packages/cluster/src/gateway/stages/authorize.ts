@@ -8,7 +8,8 @@ export function authorizeStage(deps: GatewayDeps) {
   return function authorize(ctx: GatewayContext): void {
     const facts = (ctx.facts = buildFacts(ctx));
     if (!ctx.anonymous) {
-      ctx.decision = deps.authorize(facts);
+      // A beforeAuthorize stage may have decided already (MCP: one decision per JSON-RPC batch element).
+      ctx.decision ??= deps.authorize(facts);
       if (!ctx.decision.allowed) {
         throw new OcteliumError('POLICY_DENIED', `access to Service "${ctx.service!.metadata.name}" denied (${ctx.decision.reason.type})`);
       }

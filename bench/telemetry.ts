@@ -1,0 +1,163 @@
+/**
+ * Cost of OTLP export on gateway throughput (issue 8: target <= 10 %). Two clusters run side by side —
+ * one without telemetry export, one exporting every AccessLog and span to an OTLP/HTTP receiver — behind
+ * the same upstream, loaded by the same autocannon, alternating off/on for `--repeats` rounds; the
+ * median requests/s of each are compared.
+ *
+ * Processes: each cluster, the upstream and the OTLP receiver run in their own process (same file,
+ * `--role`), autocannon in this one. The request is a `tools/call` JSON-RPC POST with a bearer token to a
+ * Service that buffers JSON bodies, so the exported log carries a bodyMap like a real MCP audit log.
+ *
+ *   node --import tsx bench/telemetry.ts [--duration 8] [--connections 50] [--repeats 3] [--no-pin]
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import autocannon from 'autocannon';
+import { startOtlpReceiver } from '../packages/cluster/src/telemetry/otlp-receiver.js';
+import { adminClient, oauth2Token, service, spawnCluster, tempDir, user, type ClusterProcess } from '../packages/cluster/test/helpers/testing.js';
+
+const SELF = fileURLToPath(import.meta.url);
+const arg = (name: string, def: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : def;
+};
+const log = (m: string) => process.stderr.write(`[bench telemetry] ${m}\n`);
+const ANSWER = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: '11' }] } });
+const BODY = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'add', arguments: { a: 4, b: 7 } } });
+
+/** Child roles: print one `READY <url>` line, then serve until killed. */
+async function role(name: string): Promise<void> {
+  if (name === 'upstream') {
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(ANSWER) }).end(ANSWER));
+    });
+    server.keepAliveTimeout = 65_000;
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    console.log(`READY http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  } else if (name === 'receiver') {
+    const r = await startOtlpReceiver({ store: false }); // answers without parsing: we measure the cluster, not this
+    process.on('message', (m: { type: string }) => m.type === 'counts' && process.send!({ type: 'counts', counts: r.counts }));
+    console.log(`READY ${r.url}`);
+  }
+}
+
+interface Child { proc: ChildProcess; url: string }
+
+function startRole(name: string): Promise<Child> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', SELF, '--role', name], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], env: { ...process.env, NODE_OPTIONS: '' } });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    proc.stdout!.on('data', (d) => {
+      out += d;
+      const m = /READY (\S+)/.exec(out);
+      if (m) resolve({ proc, url: m[1] });
+    });
+    proc.once('exit', (code) => reject(new Error(`${name} exited (${code}): ${out}`)));
+  });
+}
+
+function receiverCounts(c: Child): Promise<{ requests: number; bytes: number }> {
+  return new Promise((resolve) => {
+    c.proc.once('message', (m: { counts: { requests: number; bytes: number } }) => resolve(m.counts));
+    c.proc.send({ type: 'counts' });
+  });
+}
+
+/** Pins a process (all its threads) to the given CPUs; false when taskset is missing or fails. */
+function pin(pid: number, cpus: string): boolean {
+  return spawnSync('taskset', ['-a', '-pc', cpus, String(pid)], { stdio: 'ignore' }).status === 0;
+}
+
+async function setUp(cp: ClusterProcess, dataDir: string, upstream: string): Promise<{ url: string; token: string; admin: string }> {
+  const api = await adminClient(cp.info.domain, dataDir);
+  await api.apply({
+    resources: [
+      user('bench'),
+      service('calc', { config: { upstream: { url: upstream }, http: { enableRequestBuffering: true, body: { mode: 'JSON' } } } }),
+    ],
+  });
+  return { url: `${cp.info.url}/svc/calc/mcp`, token: await oauth2Token(api, cp.info.url, 'bench'), admin: api.accessToken! };
+}
+
+async function load(url: string, token: string, connections: number, duration: number): Promise<{ rps: number; p99: number; errors: number }> {
+  const r = await autocannon({
+    url, connections, duration, method: 'POST', body: BODY,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+  });
+  return { rps: r.requests.average, p99: r.latency.p99, errors: r.errors + r.non2xx };
+}
+
+async function otlpMetrics(cp: ClusterProcess, admin: string): Promise<string> {
+  const text = await (await fetch(`${cp.info.url}/metrics`, { headers: { authorization: `Bearer ${admin}` } })).text();
+  return text.split('\n').filter((l) => l.startsWith('octelium_otlp_')).join('\n');
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+async function main(): Promise<void> {
+  const duration = Number(arg('duration', '8'));
+  const connections = Number(arg('connections', '50'));
+  const repeats = Number(arg('repeats', '3'));
+  const children: ChildProcess[] = [];
+  const clusters: ClusterProcess[] = [];
+  const stop = () => {
+    for (const c of children) c.kill('SIGTERM');
+    return Promise.all(clusters.map((c) => c.stop()));
+  };
+  // With 2+ CPUs the clusters get CPU 1 to themselves and everything else (autocannon, upstream, receiver)
+  // shares CPU 0, so the ratio measures the cluster's own extra work, not contention with the receiver.
+  const pinned = !process.argv.includes('--no-pin') && availableParallelism() >= 2 && pin(process.pid, '0');
+  try {
+    const upstream = await startRole('upstream');
+    const receiver = await startRole('receiver');
+    children.push(upstream.proc, receiver.proc);
+    const offDir = tempDir('bench-telemetry-off-'), onDir = tempDir('bench-telemetry-on-');
+    // OTEL_EXPORTER_OTLP_ENDPOINT is cleared for the "off" cluster so a developer's environment cannot turn it on.
+    const savedEnv = process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+    delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+    const off = await spawnCluster(offDir);
+    const on = await spawnCluster(onDir, ['--otlp-endpoint', receiver.url]);
+    if (savedEnv !== undefined) process.env.OTEL_EXPORTER_OTLP_ENDPOINT = savedEnv;
+    clusters.push(off, on);
+    if (pinned) for (const c of [off, on]) pin(c.proc.pid!, '1');
+    const targets = { off: await setUp(off, offDir, upstream.url), on: await setUp(on, onDir, upstream.url) };
+    log(`upstream ${upstream.url}, receiver ${receiver.url}; c=${connections}, ${duration} s per run, ${repeats} round(s) off/on; ${pinned ? 'clusters pinned to CPU 1, the rest to CPU 0' : 'not pinned'}`);
+    for (const t of Object.values(targets)) await load(t.url, t.token, connections, 2); // warm-up (JIT, connections)
+    const results: Record<'off' | 'on', Array<{ rps: number; p99: number; errors: number }>> = { off: [], on: [] };
+    for (let i = 0; i < repeats; i++) {
+      for (const mode of i % 2 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
+        const r = await load(targets[mode].url, targets[mode].token, connections, duration);
+        results[mode].push(r);
+        log(`round ${i + 1} ${mode.padEnd(3)}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99} ms, errors ${r.errors}`);
+      }
+    }
+    await new Promise((r) => setTimeout(r, 1500)); // let the last batches go out
+    const counts = await receiverCounts(receiver);
+    const offRps = median(results.off.map((r) => r.rps)), onRps = median(results.on.map((r) => r.rps));
+    const ratio = onRps / offRps;
+    const cost = (1 - ratio) * 100;
+    console.log('\n## Gateway throughput with OTLP export off vs on (POST tools/call, bearer token, JSON bodyMap)\n');
+    console.log('| export | req/s (median) | p99 ms (median) | errors |');
+    console.log('| --- | --- | --- | --- |');
+    console.log(`| off | ${offRps.toFixed(0)} | ${median(results.off.map((r) => r.p99))} | ${results.off.reduce((a, r) => a + r.errors, 0)} |`);
+    console.log(`| on  | ${onRps.toFixed(0)} | ${median(results.on.map((r) => r.p99))} | ${results.on.reduce((a, r) => a + r.errors, 0)} |`);
+    console.log(`\nratio on/off: ${ratio.toFixed(3)}  (throughput cost ${cost.toFixed(1)} %, target <= 10 %: ${cost <= 10 ? 'met' : 'NOT met'})`);
+    console.log(`receiver got ${counts.requests} export requests, ${(counts.bytes / 1e6).toFixed(1)} MB`);
+    console.log(`exporter counters of the "on" cluster:\n${await otlpMetrics(on, targets.on.admin)}`);
+  } finally {
+    await stop();
+  }
+}
+
+const roleName = arg('role', '');
+if (roleName) await role(roleName);
+else if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,70 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { GatewayDeps, GatewayHooks } from '../gateway/deps.js';
+import type { ServiceIndex } from '../gateway/service-index.js';
+import type { ResourceIndicators } from '../oauth/index.js';
+import type { PolicyEngine } from '../policy/index.js';
+import { routeRequest } from '../server/route-host.js';
+import { mcpChallenge } from './challenge.js';
+import { checkHostAndOrigin, corsHeaders } from './origin.js';
+import { protectedResourceMetadata, sendMetadata } from './prm.js';
+import { peekMcpState } from './request-state.js';
+import { PRM_PREFIX, resourceOfMetadataRequest } from './resource-url.js';
+import { SessionBindings } from './sessions.js';
+import { mcpSettings } from './settings.js';
+import { audienceStage, mcpEdgeStage, mcpProtocolStage } from './stages.js';
+
+export { mcpSettings } from './settings.js';
+
+export interface McpOptions {
+  deps: GatewayDeps;
+  index: ServiceIndex;
+  policy: PolicyEngine;
+  resources: ResourceIndicators;
+  clusterUrl: () => string;
+}
+
+export interface McpSubsystem {
+  /** RFC 9728 documents for the no-DNS form, served on the cluster host by the authorization server's handler. */
+  protectedResourceMetadata(req: IncomingMessage, res: ServerResponse, url: URL): boolean;
+  sessions: SessionBindings;
+}
+
+/**
+ * MCP awareness for Services marked `mode: MCP` (or with an `mcp:` block), docs/mcp.md: registers the gateway
+ * stages and the error-header hook. Audience checks apply to every Service.
+ */
+export function registerMcp(o: McpOptions): McpSubsystem {
+  const sessions = new SessionBindings();
+  const d = { authorize: (f: Parameters<GatewayDeps['authorize']>[0]) => o.deps.authorize(f), policy: o.policy, resources: o.resources, sessions, clusterUrl: o.clusterUrl };
+  (o.deps.afterRoute ??= []).push(mcpEdgeStage(d));
+  (o.deps.beforeAuthorize ??= []).push(audienceStage(d), mcpProtocolStage(d));
+  const hook: GatewayHooks = {
+    errorHeaders(ctx, status) {
+      const settings = ctx.entry ? mcpSettings(ctx.entry.spec) : undefined;
+      if (!settings) return undefined;
+      const state = peekMcpState(ctx);
+      const origin = ctx.req.headers.origin;
+      const out: Record<string, string> = corsHeaders(state?.originOk ? origin : undefined);
+      const challenge = mcpChallenge(ctx.req, o.clusterUrl(), settings, status, state);
+      if (challenge) out['www-authenticate'] = challenge;
+      return out;
+    },
+  };
+  (o.deps.hooks ??= []).push(hook);
+
+  function protectedResourceMetadataNoDns(req: IncomingMessage, res: ServerResponse, url: URL): boolean {
+    const rest = url.pathname.slice(PRM_PREFIX.length);
+    const clusterUrl = o.clusterUrl();
+    const domainHost = new URL(clusterUrl).hostname;
+    const t = routeRequest(domainHost, rest, domainHost);
+    if (t.kind !== 'service') return false;
+    const name = t.namespace === 'default' ? t.service : `${t.service}.${t.namespace}`;
+    const entry = o.index.get(name);
+    const settings = entry && !entry.spec.isDisabled ? mcpSettings(entry.spec) : undefined;
+    if (!settings || checkHostAndOrigin({ headers: { host: req.headers.host } } as IncomingMessage, settings, clusterUrl)) return false;
+    sendMetadata(req, res, protectedResourceMetadata(resourceOfMetadataRequest(req, clusterUrl), clusterUrl, settings, name));
+    return true;
+  }
+
+  return { protectedResourceMetadata: protectedResourceMetadataNoDns, sessions };
+}

@@ -1,0 +1,128 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { OcteliumError } from '@octelium-ts/shared';
+import { OAuthError } from './errors.js';
+import { consentPage, errorPage } from './consent-page.js';
+import { GRANT_TTL_MS, validScope, type AsDeps } from './deps.js';
+import type { PendingAuthorization } from './grants.js';
+import type { RegisteredClient } from './clients.js';
+import { cookies, readForm, redirect, sendHtml } from './http.js';
+
+const MAX_LOGIN_FAILURES = 5;
+
+function csrfCookieName(issuer: string): string {
+  // `__Host-` pins the cookie to this exact origin, but browsers accept it only on https.
+  return issuer.startsWith('https:') ? '__Host-oct_oauth_csrf' : 'oct_oauth_csrf';
+}
+
+function csrfCookie(issuer: string, value: string): string {
+  const secure = issuer.startsWith('https:');
+  return `${csrfCookieName(issuer)}=${encodeURIComponent(value)}; Path=${secure ? '/' : '/oauth2/'}; HttpOnly; SameSite=Strict; Max-Age=600${secure ? '; Secure' : ''}`;
+}
+
+/** Errors after the redirect URI is known go back to the client (RFC 6749 §4.1.2.1), with `iss` (RFC 9207). */
+function redirectWithError(res: ServerResponse, issuer: string, redirectUri: string, state: string | undefined, error: string, description: string): void {
+  const u = new URL(redirectUri);
+  u.searchParams.set('error', error);
+  u.searchParams.set('error_description', description);
+  if (state !== undefined) u.searchParams.set('state', state);
+  u.searchParams.set('iss', issuer);
+  redirect(res, u.toString());
+}
+
+function redirectTarget(uri: string): string {
+  const u = new URL(uri);
+  return u.protocol === 'http:' || u.protocol === 'https:' ? u.origin : `${u.protocol}//${u.host}`;
+}
+
+function renderConsent(deps: AsDeps, res: ServerResponse, p: PendingAuthorization, client: { kind: 'dcr' | 'cimd' }, status = 200, error?: string): void {
+  const svc = p.resource ? deps.resources.resolve(p.resource) : undefined;
+  sendHtml(res, status, consentPage({
+    requestId: p.id, csrf: p.csrf, clientName: p.clientName, clientId: p.clientId, redirectTarget: redirectTarget(p.redirectUri),
+    clientKind: client.kind, resource: p.resource, resourceName: svc?.metadata.name, scope: p.scope, error,
+  }), { 'set-cookie': csrfCookie(deps.issuer(), p.csrf) });
+}
+
+/** `GET /oauth2/authorize`: validate the request (OAuth 2.1 §4.1.1, PKCE S256 required, RFC 8707), then show consent. */
+async function authorizeGet(deps: AsDeps, res: ServerResponse, q: URLSearchParams): Promise<void> {
+  const issuer = deps.issuer();
+  const clientId = q.get('client_id');
+  if (!clientId) return sendHtml(res, 400, errorPage('Invalid request', 'client_id is missing.'));
+  let client: RegisteredClient;
+  try {
+    client = await deps.clients.get(clientId);
+  } catch (e) {
+    return sendHtml(res, 400, errorPage('Unknown application', e instanceof OAuthError ? e.description : 'client lookup failed'));
+  }
+  // Until the redirect URI is known to be the client's own, errors are shown here, never redirected (open redirect).
+  const asked = q.get('redirect_uri');
+  const redirectUri = asked ?? (client.redirect_uris.length === 1 ? client.redirect_uris[0] : undefined);
+  if (!redirectUri || !client.redirect_uris.includes(redirectUri)) {
+    return sendHtml(res, 400, errorPage('Invalid redirect URI', 'redirect_uri is missing or is not one this application registered (exact match required).'));
+  }
+  const state = q.get('state') ?? undefined;
+  const fail = (error: string, d: string) => redirectWithError(res, issuer, redirectUri, state, error, d);
+  if (q.get('response_type') !== 'code') return fail('unsupported_response_type', 'only response_type=code is supported');
+  if (!client.grant_types.includes('authorization_code')) return fail('unauthorized_client', 'this client did not register the authorization_code grant');
+  const codeChallenge = q.get('code_challenge');
+  if (!codeChallenge || q.get('code_challenge_method') !== 'S256' || !/^[A-Za-z0-9\-._~]{43,128}$/.test(codeChallenge)) {
+    return fail('invalid_request', 'PKCE is required: code_challenge with code_challenge_method=S256');
+  }
+  const scope = q.get('scope') ?? undefined;
+  if (scope !== undefined && (!scope || !validScope(scope))) return fail('invalid_scope', 'malformed scope');
+  const resources = q.getAll('resource');
+  if (resources.length > 1) return fail('invalid_target', 'one resource per authorization request');
+  const resource = resources[0];
+  if (resource !== undefined && !deps.resources.resolve(resource)) return fail('invalid_target', `"${resource}" is not a Service of this cluster`);
+  const pending = deps.state.addPending({
+    clientId, clientName: client.client_name ?? clientId, redirectUri, state, scope, resource, codeChallenge,
+    nonce: q.get('nonce') ?? undefined,
+  });
+  renderConsent(deps, res, pending, client);
+}
+
+/** `POST /oauth2/authorize`: the consent form. Login is by pasting an auth token (HUMAN users). */
+async function authorizePost(deps: AsDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const issuer = deps.issuer();
+  const form = await readForm(req);
+  const p = deps.state.getPending(form.get('request_id') ?? '');
+  if (!p) return sendHtml(res, 400, errorPage('Request expired', 'This sign-in request is unknown or expired. Start again from the application.'));
+  const cookie = cookies(req).get(csrfCookieName(issuer));
+  if (form.get('csrf') !== p.csrf || cookie !== p.csrf) return sendHtml(res, 403, errorPage('Forbidden', 'The form did not come from this sign-in page (CSRF check failed).'));
+  const client = await deps.clients.get(p.clientId).catch(() => undefined);
+  if (!client) {
+    deps.state.dropPending(p.id);
+    return sendHtml(res, 400, errorPage('Unknown application', 'The application is no longer registered.'));
+  }
+  if (form.get('action') !== 'allow') {
+    deps.state.dropPending(p.id);
+    return redirectWithError(res, issuer, p.redirectUri, p.state, 'access_denied', 'the user denied the request');
+  }
+  let who;
+  try {
+    who = deps.identity.checkAuthTokenForGrant((form.get('auth_token') ?? '').trim());
+  } catch (e) {
+    if (!(e instanceof OcteliumError)) throw e;
+    if (++p.failures >= MAX_LOGIN_FAILURES) {
+      deps.state.dropPending(p.id);
+      return redirectWithError(res, issuer, p.redirectUri, p.state, 'access_denied', 'too many failed sign-in attempts');
+    }
+    return renderConsent(deps, res, p, client, e.httpStatus, e.message);
+  }
+  deps.state.dropPending(p.id);
+  const code = deps.state.issueCode({
+    clientId: p.clientId, redirectUri: p.redirectUri, codeChallenge: p.codeChallenge, scope: p.scope, resource: p.resource, nonce: p.nonce,
+    userName: who.user.metadata.name, credentialName: who.credential.metadata.name,
+    grantExpiresAt: Math.min(Date.now() + GRANT_TTL_MS, who.expiresAt ?? Infinity), authTime: Math.floor(Date.now() / 1000),
+  });
+  const u = new URL(p.redirectUri);
+  u.searchParams.set('code', code);
+  if (p.state !== undefined) u.searchParams.set('state', p.state);
+  u.searchParams.set('iss', issuer);
+  redirect(res, u.toString());
+}
+
+export async function authorizeEndpoint(deps: AsDeps, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  if (req.method === 'GET') return authorizeGet(deps, res, url.searchParams);
+  if (req.method === 'POST') return authorizePost(deps, req, res);
+  res.writeHead(405, { allow: 'GET, POST' }).end();
+}

@@ -1,0 +1,27 @@
+import type { IdentityService } from '../auth/identity.js';
+import type { ResourceStore } from '../store/resource-store.js';
+import type { ClientRegistry } from './clients.js';
+import type { AuthorizationState, RefreshTokens } from './grants.js';
+import type { KeyRing } from './keyring.js';
+import type { ResourceIndicators } from './resource-indicators.js';
+
+/** What the authorization server's endpoints share. */
+export interface AsDeps {
+  identity: IdentityService;
+  keys: KeyRing;
+  store: ResourceStore;
+  /** The cluster URL: issuer of every token and base of every endpoint. */
+  issuer: () => string;
+  clients: ClientRegistry;
+  state: AuthorizationState;
+  refresh: RefreshTokens;
+  resources: ResourceIndicators;
+}
+
+/** Lifetime of one authorization grant (its Session and refresh tokens), bounded further by the auth token's expiry. */
+export const GRANT_TTL_MS = 30 * 24 * 3600_000;
+
+/** RFC 6749 §3.3 scope-token syntax, space separated. */
+export function validScope(scope: string): boolean {
+  return scope.split(' ').every((s) => /^[\x21\x23-\x5B\x5D-\x7E]+$/.test(s));
+}

@@ -1,0 +1,142 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { DB } from '../store/db.js';
+import { hashToken } from '../auth/tokens.js';
+
+/** A validated authorization request waiting for the user's decision on the consent page. */
+export interface PendingAuthorization {
+  id: string;
+  /** Double-submit CSRF value, also set as a cookie on the consent page. */
+  csrf: string;
+  clientId: string;
+  clientName: string;
+  redirectUri: string;
+  state?: string;
+  scope?: string;
+  resource?: string;
+  codeChallenge: string;
+  nonce?: string;
+  expiresAt: number;
+  /** Failed login attempts on this request; the request is dropped after a few. */
+  failures: number;
+}
+
+/** What an authorization code stands for; the code itself is stored only as a hash. */
+export interface CodeGrant {
+  clientId: string;
+  redirectUri: string;
+  codeChallenge: string;
+  scope?: string;
+  resource?: string;
+  nonce?: string;
+  userName: string;
+  credentialName: string;
+  /** Absolute end of the grant (the auth token's expiry bounds it). */
+  grantExpiresAt: number;
+  authTime: number;
+  expiresAt: number;
+  /** Set once redeemed: a second redemption revokes the grant's Session (OAuth 2.1 §4.1.3). */
+  sessionName?: string;
+  used: boolean;
+}
+
+const PENDING_TTL_MS = 10 * 60_000;
+const CODE_TTL_MS = 60_000;
+const MAX_PENDING = 10_000;
+
+function sweep<T extends { expiresAt: number }>(m: Map<string, T>): void {
+  const now = Date.now();
+  for (const [k, v] of m) if (v.expiresAt <= now) m.delete(k);
+}
+
+/**
+ * Short-lived authorization state, in memory on purpose: pending consent (10 min) and authorization codes
+ * (60 s, single use). A restart simply makes users click through again.
+ */
+export class AuthorizationState {
+  readonly #pending = new Map<string, PendingAuthorization>();
+  readonly #codes = new Map<string, CodeGrant>();
+
+  addPending(p: Omit<PendingAuthorization, 'id' | 'csrf' | 'expiresAt' | 'failures'>): PendingAuthorization {
+    sweep(this.#pending);
+    if (this.#pending.size >= MAX_PENDING) this.#pending.delete(this.#pending.keys().next().value!);
+    const full: PendingAuthorization = { ...p, id: randomBytes(24).toString('base64url'), csrf: randomBytes(24).toString('base64url'), expiresAt: Date.now() + PENDING_TTL_MS, failures: 0 };
+    this.#pending.set(full.id, full);
+    return full;
+  }
+
+  getPending(id: string): PendingAuthorization | undefined {
+    const p = this.#pending.get(id);
+    return p && p.expiresAt > Date.now() ? p : undefined;
+  }
+
+  dropPending(id: string): void {
+    this.#pending.delete(id);
+  }
+
+  issueCode(g: Omit<CodeGrant, 'expiresAt' | 'used'>): string {
+    sweep(this.#codes);
+    const code = randomBytes(32).toString('base64url');
+    this.#codes.set(hashToken(code), { ...g, expiresAt: Date.now() + CODE_TTL_MS, used: false });
+    return code;
+  }
+
+  /** The grant behind a code, expired or not yet swept, including already-used ones (the caller decides). */
+  code(code: string): CodeGrant | undefined {
+    const g = this.#codes.get(hashToken(code));
+    return g && g.expiresAt > Date.now() ? g : undefined;
+  }
+}
+
+/** PKCE S256 (RFC 7636 §4.6): BASE64URL(SHA256(verifier)) == challenge; the verifier's syntax is checked too. */
+export function pkceS256Matches(verifier: string, challenge: string): boolean {
+  if (!/^[A-Za-z0-9\-._~]{43,128}$/.test(verifier)) return false;
+  return createHash('sha256').update(verifier).digest('base64url') === challenge;
+}
+
+export interface RefreshGrant { clientId: string; sessionName: string; scope?: string; resource?: string; expiresAt: number; rotated: boolean }
+
+/**
+ * Refresh tokens (hashed, in the cluster DB so they survive restarts). Rotated on every use (OAuth 2.1 §4.3.1
+ * for public clients); presenting a rotated one again means it leaked, and the caller revokes the grant.
+ */
+export class RefreshTokens {
+  readonly #db: DB;
+
+  constructor(db: DB) {
+    this.#db = db;
+    db.exec(`CREATE TABLE IF NOT EXISTS oauth_refresh_tokens (
+      hash TEXT PRIMARY KEY, client_id TEXT NOT NULL, session_name TEXT NOT NULL, scope TEXT, resource TEXT,
+      expires_at INTEGER NOT NULL, rotated INTEGER NOT NULL DEFAULT 0)`);
+    db.prepare('DELETE FROM oauth_refresh_tokens WHERE expires_at <= ?').run(Date.now());
+  }
+
+  issue(g: Omit<RefreshGrant, 'rotated'>): string {
+    const token = `ocr_${randomBytes(32).toString('base64url')}`;
+    this.#db.prepare('INSERT INTO oauth_refresh_tokens (hash, client_id, session_name, scope, resource, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(hashToken(token), g.clientId, g.sessionName, g.scope ?? null, g.resource ?? null, g.expiresAt);
+    return token;
+  }
+
+  lookup(token: string): RefreshGrant | undefined {
+    const r = this.#db.prepare('SELECT * FROM oauth_refresh_tokens WHERE hash = ?').get(hashToken(token)) as
+      { client_id: string; session_name: string; scope: string | null; resource: string | null; expires_at: number; rotated: number } | undefined;
+    if (!r || r.expires_at <= Date.now()) return undefined;
+    return { clientId: r.client_id, sessionName: r.session_name, scope: r.scope ?? undefined, resource: r.resource ?? undefined, expiresAt: r.expires_at, rotated: r.rotated === 1 };
+  }
+
+  markRotated(token: string): void {
+    this.#db.prepare('UPDATE oauth_refresh_tokens SET rotated = 1 WHERE hash = ?').run(hashToken(token));
+  }
+
+  revokeSession(sessionName: string): void {
+    this.#db.prepare('DELETE FROM oauth_refresh_tokens WHERE session_name = ?').run(sessionName);
+  }
+
+  /** RFC 7009: revoking a refresh token ends its whole grant. Returns the Session to delete, if any. */
+  revoke(token: string, clientId: string): string | undefined {
+    const g = this.lookup(token);
+    if (!g || g.clientId !== clientId) return undefined;
+    this.revokeSession(g.sessionName);
+    return g.sessionName;
+  }
+}

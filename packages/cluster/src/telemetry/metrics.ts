@@ -1,0 +1,125 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { OcteliumError } from '@octelium-ts/shared';
+import type { IdentityService } from '../auth/identity.js';
+import { bearerToken } from '../api/http-util.js';
+import type { GatewayContext } from '../gateway/context.js';
+import type { GatewayDeps, GatewayHooks, PluginRuntime } from '../gateway/deps.js';
+import { mcpInfo } from './mcp-info.js';
+
+/** MCP methods get their own label value; anything else a client sends is "other" (label cardinality stays bounded). */
+const MCP_METHODS = new Set([
+  'initialize', 'ping', 'tools/list', 'tools/call', 'resources/list', 'resources/read', 'resources/templates/list',
+  'resources/subscribe', 'resources/unsubscribe', 'prompts/list', 'prompts/get', 'completion/complete', 'logging/setLevel',
+]);
+const UPSTREAM_ERRORS = new Set(['OCT_ERR_UPSTREAM_FAILED', 'OCT_ERR_UPSTREAM_TIMEOUT', 'OCT_ERR_UPSTREAM_NOT_CONNECTED']);
+/** Gateway latency buckets (seconds): sub-millisecond policy work up to long SSE streams. */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const FAST_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1];
+
+export interface TunnelStats { connections: number; streams: number }
+
+/**
+ * Prometheus metrics of one cluster, on its own registry (never prom-client's global one, so that
+ * several clusters in one process keep separate counts).
+ */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({ name: 'octelium_gateway_requests_total', help: 'Gateway requests by Service, decision and HTTP status', labelNames: ['service', 'namespace', 'decision', 'code'] as const, registers: [this.registry] });
+  readonly duration = new Histogram({ name: 'octelium_gateway_request_duration_seconds', help: 'Gateway request latency, first byte in to last byte out', labelNames: ['service', 'decision'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry] });
+  readonly upstreamErrors = new Counter({ name: 'octelium_gateway_upstream_errors_total', help: 'Requests that failed at the upstream (502/503/504)', labelNames: ['service', 'code'] as const, registers: [this.registry] });
+  readonly mcpRequests = new Counter({ name: 'octelium_gateway_mcp_requests_total', help: 'JSON-RPC requests by MCP method (buffered JSON bodies only)', labelNames: ['service', 'method', 'decision'] as const, registers: [this.registry] });
+  readonly policyDuration = new Histogram({ name: 'octelium_gateway_policy_duration_seconds', help: 'Time of one authorization decision (CEL policies)', labelNames: ['decision'] as const, buckets: FAST_BUCKETS, registers: [this.registry] });
+  readonly pluginDuration = new Histogram({ name: 'octelium_gateway_plugin_duration_seconds', help: 'Request-phase time of Lua and ExtProc plugins', labelNames: ['service', 'type'] as const, buckets: FAST_BUCKETS, registers: [this.registry] });
+  readonly tunnelConnections = new Gauge({ name: 'octelium_tunnel_connections', help: 'Connected `octelium connect` agents', registers: [this.registry], collect: () => this.#collectTunnel() });
+  readonly tunnelStreams = new Gauge({ name: 'octelium_tunnel_streams', help: 'Open request streams over agent tunnels', registers: [this.registry], collect: () => this.#collectTunnel() });
+  readonly otlpDropped = new Counter({ name: 'octelium_otlp_dropped_total', help: 'Telemetry records not exported (queue full or export failed)', labelNames: ['signal', 'reason'] as const, registers: [this.registry] });
+  readonly otlpExported = new Counter({ name: 'octelium_otlp_exported_total', help: 'Telemetry records exported over OTLP', labelNames: ['signal'] as const, registers: [this.registry] });
+  #tunnelStats?: () => TunnelStats;
+  readonly #started = new WeakMap<GatewayContext, number>();
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The tunnel hub (or cluster.ts on its behalf) can hand over a reader; read on each scrape. */
+  setTunnelStats(fn: () => TunnelStats): void {
+    this.#tunnelStats = fn;
+  }
+
+  #collectTunnel(): void {
+    const s = this.#tunnelStats?.();
+    if (!s) return;
+    this.tunnelConnections.set(s.connections);
+    this.tunnelStreams.set(s.streams);
+  }
+
+  hooks(): GatewayHooks {
+    return {
+      onRequest: (ctx) => void this.#started.set(ctx, performance.now()),
+      onResponse: (ctx, log) => {
+        // Only names the Service table knows: a request for a missing Service must not mint a new label.
+        const service = ctx.service ? ctx.service.metadata.name : '(unknown)';
+        const decision = log.entry.common.status;
+        this.requests.inc({ service, namespace: ctx.service ? ctx.namespaceName : '(unknown)', decision, code: String(log.entry.info.http.response.code) });
+        const t0 = this.#started.get(ctx);
+        if (t0 !== undefined) this.duration.observe({ service, decision }, (performance.now() - t0) / 1000);
+        if (ctx.error && UPSTREAM_ERRORS.has(ctx.error.code)) this.upstreamErrors.inc({ service, code: ctx.error.code });
+        const mcp = mcpInfo(log);
+        if (mcp.method) {
+          const method = MCP_METHODS.has(mcp.method) ? mcp.method : mcp.method.startsWith('notifications/') ? 'notifications' : 'other';
+          this.mcpRequests.inc({ service, method, decision });
+        }
+      },
+    };
+  }
+
+  /**
+   * Times policy decisions and plugin runtimes by wrapping the functions the gateway calls through its
+   * deps (the stages look them up per request), so no stage needs timing code of its own.
+   */
+  instrument(deps: GatewayDeps): void {
+    const authorize = deps.authorize;
+    deps.authorize = (facts) => {
+      const t0 = performance.now();
+      let decision = 'ERROR';
+      try {
+        const d = authorize(facts);
+        decision = d.allowed ? 'ALLOWED' : 'DENIED';
+        return d;
+      } finally {
+        this.policyDuration.observe({ decision }, (performance.now() - t0) / 1000);
+      }
+    };
+    const timed = (rt: PluginRuntime): PluginRuntime => ({
+      type: rt.type,
+      applies: (p) => rt.applies(p),
+      onRequest: async (p, ctx) => {
+        const t0 = performance.now();
+        try {
+          await rt.onRequest(p, ctx);
+        } finally {
+          this.pluginDuration.observe({ service: ctx.service?.metadata.name ?? '(unknown)', type: rt.type }, (performance.now() - t0) / 1000);
+        }
+      },
+    });
+    deps.pluginRuntimes.splice(0, deps.pluginRuntimes.length, ...deps.pluginRuntimes.map(timed));
+  }
+
+  /** GET /metrics on the cluster host. Needs an admin access token unless `metricsPublic`. */
+  route(identity: IdentityService, isPublic: boolean) {
+    return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+      if (req.method !== 'GET' && req.method !== 'HEAD') throw new OcteliumError('NOT_FOUND', 'only GET /metrics');
+      if (!isPublic) {
+        const token = bearerToken(req);
+        const p = token ? await identity.authenticate(token) : undefined;
+        if (!p) throw new OcteliumError('UNAUTHENTICATED', '/metrics needs an admin access token (Authorization: Bearer …)');
+        if (!identity.isAdmin(p.user)) throw new OcteliumError('PERMISSION_DENIED', `user "${p.user.metadata.name}" is not an admin`);
+      }
+      const text = await this.registry.metrics();
+      res.writeHead(200, { 'content-type': this.registry.contentType, 'cache-control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : text);
+    };
+  }
+}

@@ -1,0 +1,146 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Command } from 'commander';
+import { ApiClient, OcteliumError, authenticatedClient, resolveDomain } from '@octelium-ts/shared';
+import {
+  connectStatePath, parsePublishSpec, readConnectState, startAgent, type AgentHandle, type AgentState,
+} from '../agent/index.js';
+import { statusLine } from '../agent/status-line.js';
+
+interface ConnectOptions {
+  serve: string[];
+  serveAll?: boolean;
+  publish: string[];
+  detach?: boolean;
+  authToken?: string;
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+export function registerConnect(program: Command): void {
+  program
+    .command('connect')
+    .description('hold the outbound tunnel: serve your Services from this host and publish Services on local ports')
+    .option('--serve <svc>', 'serve a Service whose upstream.user is you, dialing its upstream.url from here (repeatable)', collect, [])
+    .option('--serve-all', 'serve every Service assigned to your User')
+    .option('-p, --publish <spec>', 'publish a Service on a local port: SVC:PORT or SVC:HOST:PORT (repeatable; port 0 picks one)', collect, [])
+    .option('-d, --detach', 'run in the background (pid and state in ~/.config/octelium/connect-<domain>.json)')
+    .option('--auth-token <token>', 'auth-token Credential (default: $OCTELIUM_AUTH_TOKEN, else the stored login Session)')
+    .action(async (o: ConnectOptions, cmd: Command) => {
+      const g = cmd.optsWithGlobals() as { domain?: string };
+      const domain = resolveDomain(g);
+      const publish = o.publish.map(parsePublishSpec);
+      const authToken = o.authToken ?? process.env.OCTELIUM_AUTH_TOKEN;
+      if (o.detach) assertNotRunning(domain);
+      // Authenticate in the foreground, so a bad token fails here and not in a detached process nobody watches.
+      const client = await authenticatedClient({ domain, authToken: o.authToken });
+      const accessToken = client.accessToken!;
+      if (o.detach) return detach(domain, o, accessToken, authToken);
+
+      // With an auth token the Session can be renewed when it expires; a stored login Session cannot.
+      const renewAccessToken = authToken ? async () => (await new ApiClient({ domain }).login(authToken)).accessToken : undefined;
+      const tty = Boolean(process.stdout.isTTY);
+      const messages: string[] = [];
+      const log = tty
+        ? (msg: string) => void messages.push(`${new Date().toLocaleTimeString()} ${msg}`)
+        : (msg: string, fields?: Record<string, unknown>) => console.error(`${msg}${fields ? ' ' + JSON.stringify(fields) : ''}`);
+      let prev: AgentState | undefined;
+      const printLine = (s: AgentState) => {
+        const line = statusLine(prev, s);
+        prev = s;
+        if (line) console.log(line);
+      };
+      const agent = await startAgent({
+        domain, accessToken, renewAccessToken, serve: o.serve, serveAll: Boolean(o.serveAll), publish, log,
+        onState: tty ? undefined : printLine,
+      });
+      if (!tty && !prev) printLine(agent.state);
+      const ui = tty ? await renderStatusView(agent, () => messages) : undefined;
+      const fatal = await untilStopped(agent, ui?.waitUntilExit());
+      await agent.close();
+      ui?.unmount();
+      if (fatal) throw new OcteliumError(fatal.lastErrorCode === 'UNAUTHENTICATED' ? 'UNAUTHENTICATED' : 'UNREACHABLE', fatal.lastError ?? 'cannot connect');
+    });
+}
+
+/** ink and React load only for a terminal, so `octelium` start-up does not pay for them in scripts and logs. */
+async function renderStatusView(agent: AgentHandle, messages: () => string[]) {
+  const [{ default: React }, { render }, { ConnectStatusView }] = await Promise.all([
+    import('react'), import('ink'), import('../agent/status-view.js'),
+  ]);
+  return render(React.createElement(ConnectStatusView, { agent, messages }));
+}
+
+/**
+ * Runs until SIGINT/SIGTERM (or the ink view exits on Ctrl-C). Returns the state when the agent can never succeed:
+ * refused before it ever connected for a reason retrying will not fix (bad Session, no common protocol version).
+ */
+function untilStopped(agent: AgentHandle, uiExit?: Promise<unknown>): Promise<AgentState | undefined> {
+  return new Promise((resolve) => {
+    const done = (fatal?: AgentState) => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      agent.off('state', onState);
+      resolve(fatal);
+    };
+    const onSignal = () => done();
+    const onState = (s: AgentState) => {
+      if (!s.everConnected && (s.lastErrorCode === 'UNAUTHENTICATED' || s.lastErrorCode === 'UNSUPPORTED_VERSION')) done(s);
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    agent.on('state', onState);
+    onState(agent.state);
+    void uiExit?.then(() => done(), () => done());
+  });
+}
+
+function assertNotRunning(domain: string): void {
+  const existing = readConnectState(domain);
+  if (existing) {
+    throw new OcteliumError('CONFLICT', `octelium connect is already running for ${domain} (pid ${existing.pid}, ${existing.state})`);
+  }
+}
+
+/** `-d`: start this same command again without -d, detached, logging next to the state file; report and exit 0. */
+async function detach(domain: string, o: ConnectOptions, accessToken: string, authToken?: string): Promise<void> {
+  assertNotRunning(domain);
+  const statePath = connectStatePath(domain);
+  rmSync(statePath, { force: true }); // whatever is there belongs to an agent that is gone
+  const logPath = statePath.replace(/\.json$/, '.log');
+  mkdirSync(dirname(logPath), { recursive: true, mode: 0o700 });
+  const out = openSync(logPath, 'a', 0o600);
+  const args = [
+    ...process.execArgv, process.argv[1], '--domain', domain, 'connect',
+    ...o.serve.flatMap((s) => ['--serve', s]),
+    ...(o.serveAll ? ['--serve-all'] : []),
+    ...o.publish.flatMap((p) => ['-p', p]),
+  ];
+  // Tokens go through the environment, never argv (visible in `ps`). The auth token lets the child renew its Session.
+  const env = { ...process.env, OCTELIUM_ACCESS_TOKEN: accessToken, ...(authToken ? { OCTELIUM_AUTH_TOKEN: authToken } : {}) };
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out], env });
+  child.unref();
+  const pid = child.pid!;
+  // Record the pid at once, unless the child already wrote its own state (exclusive create: never clobber it).
+  try {
+    writeFileSync(statePath, JSON.stringify({ pid, domain, state: 'connecting', since: new Date().toISOString(), serving: [], publishing: [] }, null, 2) + '\n', { flag: 'wx', mode: 0o600 });
+  } catch {
+    // the child was faster
+  }
+
+  // Wait briefly to report something useful; the child keeps going either way.
+  const deadline = Date.now() + 5000;
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  let st = readConnectState(domain);
+  while (!exited && st?.state !== 'connected' && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    st = readConnectState(domain);
+  }
+  if (exited || !st) throw new OcteliumError('INTERNAL', `octelium connect exited at start; see ${logPath}`);
+  const line = st.state === 'connected'
+    ? `connected as ${st.user}; serving ${st.serving.join(', ') || 'nothing'}${st.publishing.length ? `; publishing ${st.publishing.map((p) => `${p.service} on http://${p.address}`).join(', ')}` : ''}`
+    : `${st.state}${st.lastError ? ` (${st.lastError})` : ''}`;
+  console.log(`octelium connect running in the background (pid ${pid}): ${line}\nlog: ${logPath}\nstop: kill ${pid}`);
+}

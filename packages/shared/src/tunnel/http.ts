@@ -1,0 +1,70 @@
+import type { HeaderMap } from './frames.js';
+
+/**
+ * Hop-by-hop headers describe one TCP connection, not the exchange, so they never cross the tunnel (RFC 9110 §7.6.1).
+ * `host` is dropped too: each side's HTTP client sets the Host of the URL it really dials (MCP servers check it).
+ */
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer',
+  'transfer-encoding', 'upgrade', 'host', 'expect', 'http2-settings',
+]);
+
+type LooseHeaders = Record<string, string | string[] | number | undefined>;
+
+function connectionTokens(headers: LooseHeaders): Set<string> {
+  const out = new Set<string>();
+  for (const [k, v] of Object.entries(headers)) {
+    if (k.toLowerCase() !== 'connection' || v === undefined) continue;
+    for (const part of (Array.isArray(v) ? v.join(',') : String(v)).split(',')) {
+      const t = part.trim().toLowerCase();
+      if (t) out.add(t);
+    }
+  }
+  return out;
+}
+
+/** Lower-cased end-to-end headers only, with string values (what goes into a head frame). */
+export function endToEndHeaders(headers: LooseHeaders, drop: readonly string[] = []): HeaderMap {
+  const named = connectionTokens(headers);
+  const dropped = new Set(drop.map((d) => d.toLowerCase()));
+  const out: HeaderMap = {};
+  for (const [rawKey, v] of Object.entries(headers)) {
+    if (v === undefined) continue;
+    const k = rawKey.toLowerCase();
+    if (k.startsWith(':') || HOP_BY_HOP.has(k) || named.has(k) || dropped.has(k)) continue;
+    const value = Array.isArray(v) ? v.map(String) : String(v);
+    const prev = out[k];
+    out[k] = prev === undefined ? value : ([] as string[]).concat(prev, value);
+  }
+  return out;
+}
+
+/** Whether an incoming Node request carries a body (framing headers are the only reliable signal). */
+export function requestHasBody(headers: LooseHeaders): boolean {
+  const te = headers['transfer-encoding'];
+  if (te !== undefined && String(te) !== '') return true;
+  const cl = headers['content-length'];
+  return cl !== undefined && Number(cl) > 0;
+}
+
+/** Canonical form of an upstream URL for comparisons: parsed, default port dropped, no trailing slash on the path. */
+export function normalizeUpstreamURL(url: string): string {
+  const u = new URL(url);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`upstream URL must be http(s): ${url}`);
+  u.hash = '';
+  const path = u.pathname.replace(/\/+$/, '');
+  return `${u.protocol}//${u.host}${path}${u.search}`;
+}
+
+/**
+ * The URL actually dialed: the upstream's origin and base path, then the request's path+query. Built by string
+ * concatenation and then checked, because `new URL(path, base)` would let `//other-host/` escape to another origin.
+ */
+export function joinUpstreamURL(upstreamURL: string, pathAndQuery: string): string {
+  if (!pathAndQuery.startsWith('/')) throw new Error(`request path must start with "/": ${pathAndQuery}`);
+  const base = new URL(normalizeUpstreamURL(upstreamURL));
+  const basePath = base.pathname === '/' ? '' : base.pathname;
+  const target = new URL(`${base.protocol}//${base.host}${basePath}${pathAndQuery}`);
+  if (target.origin !== base.origin) throw new Error(`request path escapes the upstream origin: ${pathAndQuery}`);
+  return target.href;
+}

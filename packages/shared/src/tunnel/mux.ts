@@ -1,0 +1,222 @@
+import { TunnelProtocolError } from './errors.js';
+import {
+  CONTROL_SCHEMAS, DEFAULT_STREAM_WINDOW, FrameType, MAX_DATA_FRAME, RequestHeadSchema, ResetSchema, ResponseHeadSchema,
+  decodeFrame, decodeJSONPayload, decodeWindowIncrement, encodeJSONFrame,
+  type ControlFrameType, type Frame, type GoAwayMessage, type RequestHead,
+} from './frames.js';
+import type { z } from 'zod';
+import { TunnelStream, type StreamHost } from './stream.js';
+import type { TransportCloseInfo, TunnelTransport } from './transport.js';
+
+export type ControlMessage = {
+  [T in ControlFrameType]: { type: T; message: z.output<(typeof CONTROL_SCHEMAS)[T]> };
+}[ControlFrameType];
+
+export interface TunnelMuxOptions {
+  /** The dialing side (agent) is 'client' and opens odd stream ids; the hub is 'server' and opens even ones. */
+  role: 'client' | 'server';
+  /** Per-stream receive window; must equal the peer's (protocol v1 uses DEFAULT_STREAM_WINDOW). */
+  streamWindow?: number;
+  maxDataFrame?: number;
+  /** Streams the peer may have open at once; more are refused with RESET TOO_MANY_STREAMS. */
+  maxStreams?: number;
+}
+
+/**
+ * Multiplexes TunnelStreams over one TunnelTransport: frame routing, stream ids, connection-level backpressure
+ * (DATA waits while the transport is above its high-water mark; streams resume round-robin on drain), and
+ * connection teardown. Connection-level control messages go to `oncontrol`; the handshake is the caller's job.
+ */
+export class TunnelMux {
+  oncontrol?: (msg: ControlMessage) => void;
+  /** A stream the peer opened (REQUEST_HEAD received). Leaving it unhandled leaks it: reset or respond. */
+  onstream?: (stream: TunnelStream) => void;
+  onclose?: (info: TransportCloseInfo) => void;
+  onerror?: (err: Error) => void;
+
+  readonly transport: TunnelTransport;
+  readonly role: 'client' | 'server';
+  /** Streams opened by either side since the connection started. */
+  totalStreams = 0;
+
+  readonly #streams = new Map<number, TunnelStream>();
+  readonly #host: StreamHost;
+  readonly #maxStreams: number;
+  #nextId: number;
+  #lastPeerId = 0;
+  #blocked = false;
+  #drainWaiters = new Set<TunnelStream>();
+  #closed = false;
+  #closeInfo?: TransportCloseInfo;
+
+  constructor(transport: TunnelTransport, opts: TunnelMuxOptions) {
+    this.transport = transport;
+    this.role = opts.role;
+    this.#nextId = opts.role === 'client' ? 1 : 2;
+    this.#maxStreams = opts.maxStreams ?? 1024;
+    const streamWindow = opts.streamWindow ?? DEFAULT_STREAM_WINDOW;
+    const maxDataFrame = opts.maxDataFrame ?? MAX_DATA_FRAME;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const mux = this;
+    this.#host = {
+      streamWindow,
+      maxDataFrame,
+      sendControl: (frame) => {
+        if (mux.#closed) return;
+        if (!mux.transport.send(frame)) mux.#blocked = true;
+      },
+      sendData: (frame) => {
+        if (mux.#closed) return false;
+        const ok = mux.transport.send(frame);
+        if (!ok) mux.#blocked = true;
+        return ok;
+      },
+      get blocked() {
+        return mux.#blocked;
+      },
+      waitDrain: (s) => mux.#drainWaiters.add(s),
+      forget: (s) => {
+        if (mux.#streams.get(s.id) === s) mux.#streams.delete(s.id);
+        mux.#drainWaiters.delete(s);
+      },
+      get alive() {
+        return !mux.#closed;
+      },
+    };
+    transport.onmessage = (data) => this.#onMessage(data);
+    transport.ondrain = () => this.#onDrain();
+    transport.onerror = (err) => this.onerror?.(err);
+    transport.onclose = (info) => this.#onTransportClose(info);
+  }
+
+  /** Streams currently open. */
+  get activeStreams(): number {
+    return this.#streams.size;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get closeInfo(): TransportCloseInfo | undefined {
+    return this.#closeInfo;
+  }
+
+  start(): Promise<void> {
+    return this.transport.start();
+  }
+
+  sendControl(type: ControlFrameType, message: unknown): void {
+    this.#host.sendControl(encodeJSONFrame(type, 0, message));
+  }
+
+  /** Opens a stream by sending its request head. */
+  openStream(head: RequestHead): TunnelStream {
+    if (this.#closed) throw new TunnelProtocolError('tunnel connection is closed');
+    const id = this.#nextId;
+    this.#nextId += 2;
+    const stream = new TunnelStream(this.#host, id, 'local', head);
+    this.#streams.set(id, stream);
+    this.totalStreams++;
+    this.#host.sendControl(encodeJSONFrame(FrameType.REQUEST_HEAD, id, head));
+    return stream;
+  }
+
+  /** Sends GOAWAY (when given) and closes; every open stream fails with CONNECTION_LOST. */
+  close(code = 1000, reason = '', goAway?: GoAwayMessage): void {
+    if (this.#closed) return;
+    if (goAway) this.sendControl(FrameType.GOAWAY, goAway);
+    this.#failAll(reason || 'tunnel closed');
+    this.transport.close(code, reason);
+  }
+
+  #onMessage(data: Buffer): void {
+    if (this.#closed) return;
+    try {
+      const frame = decodeFrame(data);
+      if (frame.streamId === 0) this.#onControl(frame);
+      else this.#onStreamFrame(frame);
+    } catch (err) {
+      if (!(err instanceof TunnelProtocolError)) throw err;
+      this.onerror?.(err);
+      this.close(1002, 'protocol error', { code: 'PROTOCOL_ERROR', reason: err.message });
+    }
+  }
+
+  #onControl(frame: Frame): void {
+    const type = frame.type as ControlFrameType;
+    const message = decodeJSONPayload(frame, CONTROL_SCHEMAS[type] as z.ZodType<unknown>);
+    this.oncontrol?.({ type, message } as ControlMessage);
+  }
+
+  #onStreamFrame(frame: Frame): void {
+    const id = frame.streamId;
+    if (frame.type === FrameType.REQUEST_HEAD) {
+      const peerParity = this.role === 'client' ? 0 : 1;
+      if (id % 2 !== peerParity || id <= this.#lastPeerId) throw new TunnelProtocolError(`invalid new stream id ${id}`);
+      this.#lastPeerId = id;
+      const head = decodeJSONPayload(frame, RequestHeadSchema);
+      const stream = new TunnelStream(this.#host, id, 'remote', head);
+      if (this.#streams.size >= this.#maxStreams || !this.onstream) {
+        stream.reset('TOO_MANY_STREAMS', this.onstream ? `more than ${this.#maxStreams} open streams` : 'not accepting streams');
+        return;
+      }
+      this.#streams.set(id, stream);
+      this.totalStreams++;
+      this.onstream(stream);
+      return;
+    }
+    const stream = this.#streams.get(id);
+    // Frames for a stream that already ended locally (e.g. crossing a RESET) are expected and dropped.
+    switch (frame.type) {
+      case FrameType.RESPONSE_HEAD: {
+        const head = decodeJSONPayload(frame, ResponseHeadSchema);
+        stream?._onResponseHead(head);
+        return;
+      }
+      case FrameType.DATA:
+        stream?._onData(frame.payload);
+        return;
+      case FrameType.END:
+        if (frame.payload.length) throw new TunnelProtocolError('END carries no payload');
+        stream?._onEnd();
+        return;
+      case FrameType.RESET:
+        stream?._onReset(decodeJSONPayload(frame, ResetSchema));
+        return;
+      case FrameType.WINDOW: {
+        const inc = decodeWindowIncrement(frame);
+        stream?._onWindow(inc);
+        return;
+      }
+      default:
+        throw new TunnelProtocolError(`unexpected frame type 0x${frame.type.toString(16)} on a stream`);
+    }
+  }
+
+  #onDrain(): void {
+    this.#blocked = false;
+    // Round-robin: each waiting stream gets a turn; whoever finds the transport blocked again re-queues itself.
+    const waiters = [...this.#drainWaiters];
+    this.#drainWaiters.clear();
+    for (const s of waiters) {
+      if (this.#blocked) this.#drainWaiters.add(s);
+      else s._flush();
+    }
+  }
+
+  #onTransportClose(info: TransportCloseInfo): void {
+    if (this.#closeInfo) return;
+    this.#closeInfo = info;
+    this.#failAll(info.reason || `connection closed (${info.code})`);
+    this.onclose?.(info);
+  }
+
+  #failAll(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const s of [...this.#streams.values()]) s._onConnectionLost(reason);
+    this.#streams.clear();
+    this.#drainWaiters.clear();
+  }
+}

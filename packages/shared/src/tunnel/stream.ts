@@ -1,0 +1,296 @@
+import { EventEmitter } from 'node:events';
+import { Readable, Writable } from 'node:stream';
+import { TunnelStreamError } from './errors.js';
+import {
+  FrameType, encodeFrame, encodeJSONFrame, encodeWindowFrame,
+  type RequestHead, type ResetMessage, type ResponseHead,
+} from './frames.js';
+
+/** What a stream needs from its multiplexer (kept narrow so the two files stay independent). */
+export interface StreamHost {
+  readonly streamWindow: number;
+  readonly maxDataFrame: number;
+  /** Control-ish frames (heads, END, RESET, WINDOW) are never held back: they are small and unblock peers. */
+  sendControl(frame: Buffer): void;
+  /** DATA frames; returns false when the connection is backpressured (the frame is still queued). */
+  sendData(frame: Buffer): boolean;
+  readonly blocked: boolean;
+  waitDrain(stream: TunnelStream): void;
+  forget(stream: TunnelStream): void;
+  readonly alive: boolean;
+}
+
+/**
+ * One logical HTTP exchange on the tunnel. The opener writes the request body to `writable` and reads the response
+ * body from `readable`; the acceptor reads the request body from `readable`, calls `respond()`, then writes the
+ * response body to `writable`.
+ *
+ * Flow control: the peer may send at most `streamWindow` bytes of DATA that this side has not yet handed to
+ * `readable`'s consumer; credit goes back in WINDOW frames as the consumer reads. So a stream whose reader stalls
+ * stops its own sender without touching the others, and each stream buffers at most window + highWaterMark.
+ *
+ * A stream is complete when both directions ended (END sent and END consumed). Destroying either side earlier, or
+ * calling `reset()`, sends RESET; a RESET from the peer destroys both sides with a TunnelStreamError.
+ * Emits 'close' once (complete or reset).
+ */
+export class TunnelStream extends EventEmitter {
+  readonly id: number;
+  readonly initiator: 'local' | 'remote';
+  /** The request head: sent by us (initiator local) or received (initiator remote). */
+  readonly requestHead: RequestHead;
+  readonly readable: Readable;
+  readonly writable: Writable;
+  /** DATA bytes received / sent on this stream. */
+  bytesIn = 0;
+  bytesOut = 0;
+  /** Set when the stream ended abnormally. */
+  error?: TunnelStreamError;
+
+  readonly #host: StreamHost;
+  #responseHead?: Promise<ResponseHead>;
+  #resolveHead?: (h: ResponseHead) => void;
+  #rejectHead?: (e: Error) => void;
+  #responded = false;
+  #closed = false;
+  // send side
+  #sendWindow: number;
+  #pending?: { buf: Buffer; cb: (err?: Error | null) => void };
+  // receive side
+  #recvAllowance: number;
+  #unacked = 0;
+  #queue: Buffer[] = [];
+  #queuedBytes = 0;
+  #wantRead = false;
+  #remoteEnded = false;
+  #pushedEnd = false;
+
+  constructor(host: StreamHost, id: number, initiator: 'local' | 'remote', head: RequestHead) {
+    super();
+    this.#host = host;
+    this.id = id;
+    this.initiator = initiator;
+    this.requestHead = head;
+    this.#sendWindow = host.streamWindow;
+    this.#recvAllowance = host.streamWindow;
+    this.readable = new Readable({
+      highWaterMark: 64 * 1024,
+      read: () => {
+        this.#wantRead = true;
+        this.#drainQueue();
+      },
+      destroy: (err, cb) => {
+        // Abandoning the body before its end means nobody wants this exchange any more.
+        if (!this.#closed && !this.readable.readableEnded) this.#localReset(err);
+        cb(err);
+      },
+    });
+    this.writable = new Writable({
+      highWaterMark: 64 * 1024,
+      write: (chunk: Buffer, _enc, cb) => this.#write(chunk, cb),
+      final: (cb) => this.#final(cb),
+      destroy: (err, cb) => {
+        if (!this.#closed && !this.writable.writableFinished) this.#localReset(err);
+        cb(err);
+      },
+    });
+    // A reset is a normal event on a tunnel. Consumers observe it through pipeline()/'close'/`error`; an unobserved
+    // 'error' must never take the whole process (and every other stream) down.
+    this.readable.on('error', () => {});
+    this.writable.on('error', () => {});
+    this.readable.once('end', () => this.#maybeComplete());
+    this.writable.once('finish', () => this.#maybeComplete());
+    if (initiator === 'local') {
+      this.#responseHead = new Promise<ResponseHead>((resolve, reject) => {
+        this.#resolveHead = resolve;
+        this.#rejectHead = reject;
+      });
+      this.#responseHead.catch(() => {});
+    }
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Opener side: resolves with the peer's response head, rejects with TunnelStreamError on reset before it. */
+  get responseHead(): Promise<ResponseHead> {
+    if (!this.#responseHead) return Promise.reject(new Error('responseHead exists only on streams opened locally'));
+    return this.#responseHead;
+  }
+
+  /** Acceptor side: sends the response head; must come before any response body. */
+  respond(head: ResponseHead): void {
+    if (this.initiator !== 'remote') throw new Error('only the accepting side responds');
+    if (this.#responded) throw new Error('response head already sent');
+    if (this.#closed) return;
+    this.#responded = true;
+    this.#host.sendControl(encodeJSONFrame(FrameType.RESPONSE_HEAD, this.id, head));
+  }
+
+  /** Aborts the exchange in both directions and tells the peer why. */
+  reset(code: string, reason?: string): void {
+    if (this.#closed) return;
+    this.#sendReset({ code, reason });
+    this.#teardown(new TunnelStreamError(code, reason, false));
+  }
+
+  // ---- frames from the peer (called by the multiplexer) ----
+
+  _onResponseHead(head: ResponseHead): void {
+    if (this.initiator !== 'local' || !this.#resolveHead) {
+      this.reset('PROTOCOL', 'unexpected RESPONSE_HEAD');
+      return;
+    }
+    const resolve = this.#resolveHead;
+    this.#resolveHead = undefined;
+    this.#rejectHead = undefined;
+    resolve(head);
+  }
+
+  _onData(payload: Buffer): void {
+    if (this.#closed) return;
+    if (this.#remoteEnded) {
+      this.reset('PROTOCOL', 'DATA after END');
+      return;
+    }
+    if (this.initiator === 'local' && this.#resolveHead) {
+      this.reset('PROTOCOL', 'DATA before RESPONSE_HEAD');
+      return;
+    }
+    if (payload.length > this.#recvAllowance) {
+      this.reset('FLOW_CONTROL', `peer sent ${payload.length} bytes with only ${this.#recvAllowance} of credit`);
+      return;
+    }
+    this.#recvAllowance -= payload.length;
+    this.bytesIn += payload.length;
+    if (this.readable.destroyed) return;
+    this.#queue.push(payload);
+    this.#queuedBytes += payload.length;
+    this.#drainQueue();
+  }
+
+  _onEnd(): void {
+    if (this.#closed || this.#remoteEnded) return;
+    this.#remoteEnded = true;
+    this.#drainQueue();
+  }
+
+  _onReset(msg: ResetMessage): void {
+    if (this.#closed) return;
+    this.#teardown(new TunnelStreamError(msg.code, msg.reason, true));
+  }
+
+  _onWindow(increment: number): void {
+    if (this.#closed) return;
+    this.#sendWindow += increment;
+    if (this.#sendWindow > 2 ** 31) {
+      this.reset('FLOW_CONTROL', 'window overflow');
+      return;
+    }
+    this._flush();
+  }
+
+  /** The connection is gone: fail everything without sending frames. */
+  _onConnectionLost(reason: string): void {
+    if (this.#closed) return;
+    this.#teardown(new TunnelStreamError('CONNECTION_LOST', reason, false));
+  }
+
+  /** Sends as much of the pending write as credit and the connection allow; called again on WINDOW or drain. */
+  _flush(): void {
+    const p = this.#pending;
+    if (!p || this.#closed) return;
+    while (p.buf.length > 0) {
+      if (this.#sendWindow <= 0) return; // resumes on WINDOW
+      if (this.#host.blocked) {
+        this.#host.waitDrain(this); // resumes on transport drain
+        return;
+      }
+      const n = Math.min(p.buf.length, this.#sendWindow, this.#host.maxDataFrame);
+      this.#host.sendData(encodeFrame(FrameType.DATA, this.id, p.buf.subarray(0, n)));
+      this.#sendWindow -= n;
+      this.bytesOut += n;
+      p.buf = p.buf.subarray(n);
+    }
+    this.#pending = undefined;
+    p.cb();
+  }
+
+  // ---- internals ----
+
+  #write(chunk: Buffer, cb: (err?: Error | null) => void): void {
+    if (this.#closed) return cb(this.error ?? new TunnelStreamError('CANCEL', 'stream closed'));
+    if (this.initiator === 'remote' && !this.#responded) return cb(new Error('respond() must be called before writing the body'));
+    this.#pending = { buf: Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk), cb };
+    this._flush();
+  }
+
+  #final(cb: (err?: Error | null) => void): void {
+    if (this.#closed) return cb(this.error ?? new TunnelStreamError('CANCEL', 'stream closed'));
+    if (this.initiator === 'remote' && !this.#responded) return cb(new Error('respond() must be called before ending'));
+    this.#host.sendControl(encodeFrame(FrameType.END, this.id));
+    cb();
+  }
+
+  #drainQueue(): void {
+    if (this.readable.destroyed) return;
+    while (this.#wantRead && this.#queue.length) {
+      const b = this.#queue.shift()!;
+      this.#queuedBytes -= b.length;
+      this.#unacked += b.length;
+      this.#wantRead = this.readable.push(b);
+    }
+    if (this.#remoteEnded && !this.#queue.length && !this.#pushedEnd) {
+      this.#pushedEnd = true;
+      this.readable.push(null);
+    }
+    // Return credit in batches (a quarter window) to keep WINDOW frames rare; never after END (nothing more comes).
+    if (!this.#remoteEnded && this.#unacked >= this.#host.streamWindow / 4) {
+      this.#recvAllowance += this.#unacked;
+      this.#host.sendControl(encodeWindowFrame(this.id, this.#unacked));
+      this.#unacked = 0;
+    }
+  }
+
+  /** Bytes received but not yet handed to the reader (for tests and stats). */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  #maybeComplete(): void {
+    if (this.#closed || !this.readable.readableEnded || !this.writable.writableFinished) return;
+    this.#closed = true;
+    this.#host.forget(this);
+    this.emit('close');
+  }
+
+  #localReset(err: Error | null | undefined): void {
+    const code = err instanceof TunnelStreamError ? err.code : err ? 'INTERNAL' : 'CANCEL';
+    const reason = err instanceof TunnelStreamError ? err.reason : err?.message ?? 'stream abandoned';
+    this.#sendReset({ code, reason });
+    this.#teardown(new TunnelStreamError(code, reason, false));
+  }
+
+  #sendReset(msg: ResetMessage): void {
+    if (this.#host.alive) this.#host.sendControl(encodeJSONFrame(FrameType.RESET, this.id, msg));
+  }
+
+  #teardown(err: TunnelStreamError): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.error = err;
+    this.#pending = undefined;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    this.#host.forget(this);
+    if (this.#rejectHead) {
+      const reject = this.#rejectHead;
+      this.#resolveHead = undefined;
+      this.#rejectHead = undefined;
+      reject(err);
+    }
+    if (!this.readable.destroyed) this.readable.destroy(this.readable.readableEnded ? undefined : err);
+    if (!this.writable.destroyed) this.writable.destroy(this.writable.writableFinished ? undefined : err);
+    this.emit('close');
+  }
+}

@@ -1,0 +1,148 @@
+import {
+  TRANSPORT_HIGH_WATER_MARK, TRANSPORT_LOW_WATER_MARK, type TransportCloseInfo, type TunnelTransport,
+} from './transport.js';
+
+/**
+ * The part of a `ws` WebSocket this transport uses. Declared structurally so `shared` needs no `ws` dependency:
+ * the cluster (server side) and the agent (client side) pass their own `ws` sockets in.
+ */
+export interface WebSocketLike {
+  readonly readyState: number;
+  readonly bufferedAmount: number;
+  send(data: Buffer, cb?: (err?: Error) => void): void;
+  ping(data?: unknown, mask?: boolean, cb?: (err: Error) => void): void;
+  close(code?: number, reason?: string): void;
+  terminate(): void;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  on(event: string, listener: (...args: any[]) => void): unknown;
+}
+
+const CONNECTING = 0;
+const OPEN = 1;
+
+export interface WebSocketTransportOptions {
+  /** How often to ping the peer. Default 10 s. */
+  heartbeatIntervalMs?: number;
+  /** The peer is declared dead when nothing (pong or frame) arrived for this long. Default 30 s. */
+  heartbeatTimeoutMs?: number;
+  highWaterMark?: number;
+  lowWaterMark?: number;
+}
+
+/** A TunnelTransport over one `ws` WebSocket, with ping/pong dead-peer detection. */
+export class WebSocketTransport implements TunnelTransport {
+  onmessage?: (frame: Buffer) => void;
+  onerror?: (error: Error) => void;
+  onclose?: (info: TransportCloseInfo) => void;
+  ondrain?: () => void;
+
+  readonly #ws: WebSocketLike;
+  readonly #intervalMs: number;
+  readonly #timeoutMs: number;
+  readonly #high: number;
+  readonly #low: number;
+  #lastSeen = Date.now();
+  #timer?: NodeJS.Timeout;
+  #needDrain = false;
+  #closed = false;
+  #closeOverride?: TransportCloseInfo;
+
+  constructor(ws: WebSocketLike, opts: WebSocketTransportOptions = {}) {
+    this.#ws = ws;
+    this.#intervalMs = opts.heartbeatIntervalMs ?? 10_000;
+    this.#timeoutMs = opts.heartbeatTimeoutMs ?? 30_000;
+    this.#high = opts.highWaterMark ?? TRANSPORT_HIGH_WATER_MARK;
+    this.#low = opts.lowWaterMark ?? TRANSPORT_LOW_WATER_MARK;
+    ws.on('message', (data: unknown, isBinary: boolean) => {
+      this.#lastSeen = Date.now();
+      if (!isBinary || !Buffer.isBuffer(data)) {
+        this.onerror?.(new Error('tunnel frames must be binary WebSocket messages'));
+        this.close(1003, 'binary frames only');
+        return;
+      }
+      this.onmessage?.(data);
+    });
+    ws.on('pong', () => (this.#lastSeen = Date.now()));
+    ws.on('ping', () => (this.#lastSeen = Date.now()));
+    ws.on('error', (err: Error) => this.onerror?.(err));
+    ws.on('close', (code: number, reason: Buffer) => this.#onClose({ code, reason: reason?.toString() ?? '' }));
+  }
+
+  get bufferedAmount(): number {
+    return this.#ws.bufferedAmount;
+  }
+
+  start(): Promise<void> {
+    if (this.#ws.readyState === OPEN) {
+      this.#startHeartbeat();
+      return Promise.resolve();
+    }
+    if (this.#ws.readyState !== CONNECTING) return Promise.reject(new Error('WebSocket is closed'));
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      this.#ws.on('open', () => {
+        if (settled) return;
+        settled = true;
+        this.#lastSeen = Date.now();
+        this.#startHeartbeat();
+        resolve();
+      });
+      const fail = (err?: Error) => {
+        if (settled) return;
+        settled = true;
+        reject(err ?? new Error('WebSocket closed before it opened'));
+      };
+      this.#ws.on('error', fail);
+      this.#ws.on('close', () => fail());
+    });
+  }
+
+  send(frame: Buffer): boolean {
+    if (this.#closed || this.#ws.readyState !== OPEN) return false;
+    this.#ws.send(frame, (err) => {
+      if (err) return; // the socket is going down; 'close' reports it
+      if (this.#needDrain && this.#ws.bufferedAmount <= this.#low) {
+        this.#needDrain = false;
+        this.ondrain?.();
+      }
+    });
+    if (this.#ws.bufferedAmount >= this.#high) {
+      this.#needDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  close(code = 1000, reason = ''): void {
+    if (this.#closed) return;
+    if (this.#ws.readyState === OPEN || this.#ws.readyState === CONNECTING) {
+      this.#ws.close(code, reason);
+      // A peer that never answers the closing handshake must not keep the socket (and us) alive.
+      setTimeout(() => this.#ws.terminate(), 2000).unref();
+    }
+  }
+
+  #startHeartbeat(): void {
+    if (this.#timer || this.#intervalMs <= 0) return;
+    this.#timer = setInterval(() => {
+      if (Date.now() - this.#lastSeen > this.#timeoutMs) {
+        this.#closeOverride = { code: 1006, reason: `heartbeat timeout: no answer for ${this.#timeoutMs} ms` };
+        this.#ws.terminate();
+        return;
+      }
+      try {
+        this.#ws.ping();
+      } catch {
+        // not open any more; 'close' follows
+      }
+    }, this.#intervalMs);
+    this.#timer.unref();
+  }
+
+  #onClose(info: TransportCloseInfo): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer) clearInterval(this.#timer);
+    this.onclose?.(this.#closeOverride ?? info);
+  }
+}
