@@ -8,7 +8,8 @@
  * server, whose per-request transport work would dominate and hide the proxy; `--sdk` adds a pass against the
  * SDK demo server (direct vs gateway (a)).
  *
- *   node --import tsx bench/gateway.ts [--duration 5] [--repeats 1] [--conc 1,50,200] [--sdk] [--no-nginx] [--no-install]
+ *   node --import tsx bench/gateway.ts [--duration 5] [--repeats 1] [--conc 1,50,200] [--sdk] [--workers2] [--no-nginx] [--no-install]
+ * --workers2 adds the Node floor proxy run as 2 worker processes (node:cluster): what using both cores buys.
  */
 import { pathToFileURL } from 'node:url';
 import { LoadGenerator, runHttpBench, type PointResult } from './lib/http-bench.js';
@@ -22,7 +23,7 @@ async function main(): Promise<void> {
   const durationS = Number(argValue('duration') ?? 5);
   const repeats = Number(argValue('repeats') ?? 1);
   const concurrencies = numList(argValue('conc') ?? '1,50,200');
-  const stack = await startStack({ scenarios: ['a', 'b'], nginx: !hasFlag('no-nginx'), install: !hasFlag('no-install'), sdk: hasFlag('sdk') });
+  const stack = await startStack({ scenarios: ['a', 'b'], nginx: !hasFlag('no-nginx'), install: !hasFlag('no-install'), sdk: hasFlag('sdk'), nodeProxy2: hasFlag('workers2') });
   const lg = await LoadGenerator.start();
   log(`gateway bench: ${stack.targets.map((t) => t.label).join(', ')}; c=${concurrencies.join(',')}; ${durationS} s per point, ${repeats} repeat(s)`);
   const points = await runHttpBench(lg, { targets: stack.targets, modes: ['json'], concurrencies, durationS, warmupS: 1, repeats });

@@ -3,22 +3,22 @@
  * (another process) drives POST tools/call through one scenario; the profile is written when the cluster exits
  * and summarised (self time by function and by code location, product functions by inclusive time).
  *
- *   node --import tsx bench/profile.ts [--scenario b] [--conc 50] [--duration 10] [--sse]
+ *   node --import tsx bench/profile.ts [--scenario a|b|c|d] [--conc 50] [--duration 10] [--sse]
  * Output: bench/results/profiles/<scenario>-*.cpuprofile (open in Chrome DevTools) and a Markdown summary.
  */
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { setupGateway, spawnClusterProc, waitUntilRoutable } from './lib/cluster.js';
+import { setupGateway, spawnClusterProc, startTunnelAgent, waitUntilRoutable } from './lib/cluster.js';
 import { renderSummary, summarise, type ProfileSummary } from './lib/cpuprofile.js';
 import { BASE_HEADERS, LoadGenerator, TOOLS_CALL, verifyTarget, type Mode } from './lib/http-bench.js';
 import type { LoadResult } from './lib/loadgen-worker.js';
 import { installCleanup, startChild, stopAll } from './lib/procs.js';
 import { REPO_ROOT, RESULTS_DIR, argValue, hasFlag, log } from './lib/util.js';
 
-export interface ProfileRun { scenario: string; mode: Mode; connections: number; load: LoadResult; file: string; summary: ProfileSummary; markdown: string }
+export interface ProfileRun { scenario: string; mode: Mode; connections: number; load: LoadResult; file: string; summary: ProfileSummary; markdown: string; agentFile?: string }
 
-export async function profileGateway(o: { scenario: 'a' | 'b' | 'c'; connections: number; durationS: number; mode: Mode; lg?: LoadGenerator }): Promise<ProfileRun> {
+export async function profileGateway(o: { scenario: 'a' | 'b' | 'c' | 'd'; connections: number; durationS: number; mode: Mode; lg?: LoadGenerator }): Promise<ProfileRun> {
   const stamp = `${o.scenario}-${o.mode}-c${o.connections}-${Date.now()}`;
   // One dir per run: node writes one profile per thread (tsx's module-loader worker is one); the main thread's is kept.
   const dir = join(RESULTS_DIR, 'profiles', stamp);
@@ -28,6 +28,9 @@ export async function profileGateway(o: { scenario: 'a' | 'b' | 'c'; connections
   const cluster = await spawnClusterProc({ nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
   const gw = await setupGateway(cluster, `http://127.0.0.1:${ports[0]}`);
   const url = `${cluster.url}/svc/${gw.services[o.scenario]}/mcp`;
+  // (d): the agent is profiled too, into <dir>/agent.
+  const agent = o.scenario === 'd' ? await startTunnelAgent(cluster, gw.services.d, 8000, ['--cpu-prof', `--cpu-prof-dir=${join(dir, 'agent')}`]) : undefined;
+  if (agent && !agent.child) throw new Error(`scenario (d): ${agent.pending}`);
   await waitUntilRoutable(url, gw.token);
   const target = { id: o.scenario, label: o.scenario, url, headers: { authorization: `Bearer ${gw.token}` }, expectText: o.scenario === 'c' ? '1004' : '2004' };
   await verifyTarget(target, o.mode);
@@ -40,6 +43,7 @@ export async function profileGateway(o: { scenario: 'a' | 'b' | 'c'; connections
   });
   const endUs = Number(process.hrtime.bigint() / 1000n) - 0.2e6;
   if (!o.lg) await lg.stop();
+  await agent?.child?.stop();
   await cluster.stop();
   await upstream.stop();
   // CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile: thread 0 is the main thread (the gateway).
@@ -48,16 +52,23 @@ export async function profileGateway(o: { scenario: 'a' | 'b' | 'c'; connections
   if (!main) throw new Error(`no profile written in ${dir}`);
   const file = join(dir, main);
   const summary = summarise(file, 30, { startUs, endUs });
+  let agentMd = '';
+  let agentFile: string | undefined;
+  if (agent) {
+    const af = readdirSync(join(dir, 'agent')).filter((f) => f.endsWith('.cpuprofile'));
+    agentFile = join(dir, 'agent', af.find((f) => f.split('.')[4] === '0') ?? af[0]);
+    agentMd = `\n\n## The connect agent (other process) during the same load\n\n${renderSummary(summarise(agentFile, 15, { startUs, endUs }), 15)}`;
+  }
   const header = `Gateway (${o.scenario}), ${o.mode.toUpperCase()} tools/call, ${o.connections} concurrent, ${o.durationS} s: ${load.rps.toFixed(0)} req/s, p50 ${load.p50.toFixed(2)} ms, p99 ${load.p99.toFixed(2)} ms (while profiling)`;
-  const markdown = `${header}\n\n${renderSummary(summary, 25)}`;
+  const markdown = `${header}\n\n${renderSummary(summary, 25)}${agentMd}`;
   writeFileSync(file.replace(/\.cpuprofile$/, '.md'), markdown + '\n');
-  return { scenario: o.scenario, mode: o.mode, connections: o.connections, load, file, summary, markdown };
+  return { scenario: o.scenario, mode: o.mode, connections: o.connections, load, file, summary, markdown, agentFile };
 }
 
 async function main(): Promise<void> {
   installCleanup();
   const r = await profileGateway({
-    scenario: (argValue('scenario') ?? 'b') as 'a' | 'b' | 'c',
+    scenario: (argValue('scenario') ?? 'b') as 'a' | 'b' | 'c' | 'd',
     connections: Number(argValue('conc') ?? 50),
     durationS: Number(argValue('duration') ?? 10),
     mode: hasFlag('sse') ? 'sse' : 'json',

@@ -11,6 +11,7 @@
  *   node --import tsx bench/telemetry.ts [--duration 8] [--connections 50] [--repeats 3] [--no-pin]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -83,12 +84,30 @@ async function setUp(cp: ClusterProcess, dataDir: string, upstream: string): Pro
   return { url: `${cp.info.url}/svc/calc/mcp`, token: await oauth2Token(api, cp.info.url, 'bench'), admin: api.accessToken! };
 }
 
-async function load(url: string, token: string, connections: number, duration: number): Promise<{ rps: number; p99: number; errors: number }> {
+/** CPU seconds (user + system) a process (all threads), or with `mainThread` only its main thread, has used (Linux /proc). */
+function cpuSeconds(pid: number, mainThread = false): number {
+  try {
+    const fields = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return NaN;
+  }
+}
+
+interface Run { rps: number; p99: number; errors: number; cpuUsPerReq: number; mainUsPerReq: number }
+
+/**
+ * One autocannon run. Besides req/s it records the cluster's CPU time per request: on a shared or noisy
+ * machine req/s moves with the neighbours, CPU per request much less.
+ */
+async function load(url: string, token: string, connections: number, duration: number, pid?: number): Promise<Run> {
+  const cpu0 = pid ? cpuSeconds(pid) : NaN, main0 = pid ? cpuSeconds(pid, true) : NaN;
   const r = await autocannon({
     url, connections, duration, method: 'POST', body: BODY,
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
   });
-  return { rps: r.requests.average, p99: r.latency.p99, errors: r.errors + r.non2xx };
+  const cpu = pid ? cpuSeconds(pid) - cpu0 : NaN, main = pid ? cpuSeconds(pid, true) - main0 : NaN;
+  return { rps: r.requests.average, p99: r.latency.p99, errors: r.errors + r.non2xx, cpuUsPerReq: (cpu / r.requests.total) * 1e6, mainUsPerReq: (main / r.requests.total) * 1e6 };
 }
 
 async function otlpMetrics(cp: ClusterProcess, admin: string): Promise<string> {
@@ -127,12 +146,13 @@ async function main(): Promise<void> {
     const targets = { off: await setUp(off, offDir, upstream.url), on: await setUp(on, onDir, upstream.url) };
     log(`upstream ${upstream.url}, receiver ${receiver.url}; c=${connections}, ${duration} s per run, ${repeats} round(s) off/on; ${pinned ? 'clusters pinned to CPU 1, the rest to CPU 0' : 'not pinned'}`);
     for (const t of Object.values(targets)) await load(t.url, t.token, connections, 2); // warm-up (JIT, connections)
-    const results: Record<'off' | 'on', Array<{ rps: number; p99: number; errors: number }>> = { off: [], on: [] };
+    const results: Record<'off' | 'on', Run[]> = { off: [], on: [] };
+    const pids = { off: off.proc.pid!, on: on.proc.pid! };
     for (let i = 0; i < repeats; i++) {
       for (const mode of i % 2 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
-        const r = await load(targets[mode].url, targets[mode].token, connections, duration);
+        const r = await load(targets[mode].url, targets[mode].token, connections, duration, pids[mode]);
         results[mode].push(r);
-        log(`round ${i + 1} ${mode.padEnd(3)}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99} ms, errors ${r.errors}`);
+        log(`round ${i + 1} ${mode.padEnd(3)}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99} ms, cluster CPU ${r.cpuUsPerReq.toFixed(0)} µs/request (main thread ${r.mainUsPerReq.toFixed(0)}), errors ${r.errors}`);
       }
     }
     await new Promise((r) => setTimeout(r, 1500)); // let the last batches go out
@@ -141,11 +161,14 @@ async function main(): Promise<void> {
     const ratio = onRps / offRps;
     const cost = (1 - ratio) * 100;
     console.log('\n## Gateway throughput with OTLP export off vs on (POST tools/call, bearer token, JSON bodyMap)\n');
-    console.log('| export | req/s (median) | p99 ms (median) | errors |');
-    console.log('| --- | --- | --- | --- |');
-    console.log(`| off | ${offRps.toFixed(0)} | ${median(results.off.map((r) => r.p99))} | ${results.off.reduce((a, r) => a + r.errors, 0)} |`);
-    console.log(`| on  | ${onRps.toFixed(0)} | ${median(results.on.map((r) => r.p99))} | ${results.on.reduce((a, r) => a + r.errors, 0)} |`);
-    console.log(`\nratio on/off: ${ratio.toFixed(3)}  (throughput cost ${cost.toFixed(1)} %, target <= 10 %: ${cost <= 10 ? 'met' : 'NOT met'})`);
+    const offCpu = median(results.off.map((r) => r.cpuUsPerReq)), onCpu = median(results.on.map((r) => r.cpuUsPerReq));
+    const offMain = median(results.off.map((r) => r.mainUsPerReq)), onMain = median(results.on.map((r) => r.mainUsPerReq));
+    console.log('| export | req/s (median) | p99 ms (median) | cluster CPU µs/request, all threads | main thread | errors |');
+    console.log('| --- | --- | --- | --- | --- | --- |');
+    console.log(`| off | ${offRps.toFixed(0)} | ${median(results.off.map((r) => r.p99))} | ${offCpu.toFixed(0)} | ${offMain.toFixed(0)} | ${results.off.reduce((a, r) => a + r.errors, 0)} |`);
+    console.log(`| on  | ${onRps.toFixed(0)} | ${median(results.on.map((r) => r.p99))} | ${onCpu.toFixed(0)} | ${onMain.toFixed(0)} | ${results.on.reduce((a, r) => a + r.errors, 0)} |`);
+    console.log(`\nthroughput ratio on/off: ${ratio.toFixed(3)}  (cost ${cost.toFixed(1)} %, target <= 10 %: ${cost <= 10 ? 'met' : 'NOT met'})`);
+    console.log(`CPU per request on/off: all threads ${(onCpu / offCpu).toFixed(3)}, main (request) thread ${(onMain / offMain).toFixed(3)}; export work runs on the OTLP worker thread`);
     console.log(`receiver got ${counts.requests} export requests, ${(counts.bytes / 1e6).toFixed(1)} MB`);
     console.log(`exporter counters of the "on" cluster:\n${await otlpMetrics(on, targets.on.admin)}`);
   } finally {

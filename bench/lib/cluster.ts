@@ -119,10 +119,10 @@ export async function agentSessionToken(c: ClusterProc): Promise<string> {
 }
 
 /** Starts the connect agent (another process) serving Service `svc`; resolves once connected, or with why not. */
-export async function startTunnelAgent(c: ClusterProc, svc: string, timeoutMs = 8_000): Promise<{ child?: Child; pending?: string }> {
+export async function startTunnelAgent(c: ClusterProc, svc: string, timeoutMs = 8_000, nodeArgs?: string[]): Promise<{ child?: Child; pending?: string }> {
   const accessToken = await agentSessionToken(c);
   const child = startChild('agent', join(REPO_ROOT, 'bench/lib/agent-proc.ts'), [], {
-    ipc: true, env: { OCT_BENCH_DOMAIN: c.domain, OCT_BENCH_TOKEN: accessToken, OCT_BENCH_SERVE: svc },
+    ipc: true, nodeArgs, env: { OCT_BENCH_DOMAIN: c.domain, OCT_BENCH_TOKEN: accessToken, OCT_BENCH_SERVE: svc },
   });
   try {
     const m = await child.message<{ connected: boolean; state: Record<string, unknown> }>('ready', timeoutMs + 5_000);

@@ -41,6 +41,8 @@ export interface StackOptions {
   nginx?: boolean;
   haproxy?: boolean;
   nodeProxy?: boolean;
+  /** Also the Node floor proxy with 2 worker processes (node:cluster) — what using both cores would buy. */
+  nodeProxy2?: boolean;
   /** Scenarios of our gateway to include. */
   scenarios: Array<'a' | 'b' | 'c' | 'd'>;
   install?: boolean;
@@ -100,6 +102,11 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     const np = await startNodeProxy(upstream.ports[0]);
     stops.push(() => np.child.stop());
     targets.push({ id: 'node-proxy', label: 'node:http+undici proxy floor', url: `http://127.0.0.1:${np.port}/mcp`, headers: auth, expectText: '2004', pids: () => [np.child.pid] });
+  }
+  if (o.nodeProxy2) {
+    const np2 = await startNodeProxy(upstream.ports[0], 2);
+    stops.push(() => np2.child.stop());
+    targets.push({ id: 'node-proxy-2w', label: 'node floor, 2 worker processes', url: `http://127.0.0.1:${np2.port}/mcp`, headers: auth, expectText: '2004', pids: () => [np2.child.pid] });
   }
 
   let agent: Child | undefined;

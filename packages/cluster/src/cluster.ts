@@ -35,6 +35,8 @@ export interface ClusterOptions {
   domain?: string;
   /** Print the human start-up lines (the CLI does; tests do not). */
   quiet?: boolean;
+  /** On close, how long in-flight requests (open SSE streams included) may take before they are cut; default 5 s. */
+  shutdownGraceMs?: number;
   /** OTLP export, redaction, response capture, /metrics (docs/visibility.md); OTEL_EXPORTER_OTLP_ENDPOINT is honoured. */
   telemetry?: TelemetryOptions;
   /** Built-in authorization server (docs/mcp.md). */
@@ -141,7 +143,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       const closed = new Promise<void>((r) => server.close(() => r()));
       await tunnel.close();
       server.closeIdleConnections();
-      const timer = setTimeout(() => server.closeAllConnections(), 5_000);
+      const timer = setTimeout(() => server.closeAllConnections(), opts.shutdownGraceMs ?? 5_000);
       await closed;
       clearTimeout(timer);
       for (const c of onClose) await c();

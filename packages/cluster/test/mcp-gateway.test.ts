@@ -7,11 +7,13 @@ import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { AccessLog } from '@octelium-ts/shared';
 import { oauth2Token, service, startDemoMcpServer, startTestCluster, user, type TestCluster } from './helpers/testing.js';
 import { startUpstream, type TestUpstream } from './helpers/upstreams.js';
+import { startConformanceServer, type ConformanceServer } from './fixtures/mcp/conformance-server.js';
 
 type Demo = Awaited<ReturnType<typeof startDemoMcpServer>>;
 let tc: TestCluster;
 let jsonMcp: Demo, sseMcp: Demo;
 let fake: TestUpstream;
+let everything: ConformanceServer;
 const upstreamCalls: string[] = [];
 const tokens: Record<string, string> = {};
 
@@ -28,6 +30,7 @@ before(async () => {
   };
   jsonMcp = await startDemoMcpServer({ jsonResponse: true, onRequest: record });
   sseMcp = await startDemoMcpServer({ jsonResponse: false, onRequest: record });
+  everything = await startConformanceServer();
   // A hand-made upstream for what the SDK server cannot produce: 2026 list results, a batch reply, an idle SSE stream.
   fake = await startUpstream(async (req, res, body) => {
     const msg = body ? JSON.parse(body) : {};
@@ -38,6 +41,11 @@ before(async () => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       res.write(`event: message\nid: ev-1\ndata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: 1 } })}\n\n`);
       res.end(`event: message\nid: ev-2\nretry: 1000\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: msg.id, result })}\n\n`);
+    } else if (req.url!.startsWith('/slow-sse')) {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: 1 } })}\n\n`);
+      await new Promise((r) => setTimeout(r, 400));
+      res.end(`data: ${JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: { tools: TOOLS } })}\n\n`);
     } else if (req.url!.startsWith('/batch')) {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify([{ jsonrpc: '2.0', id: 1, result: { tools: TOOLS } }, { jsonrpc: '2.0', id: 2, result: {} }]));
     } else if (req.url!.startsWith('/idle')) {
@@ -49,26 +57,36 @@ before(async () => {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: msg.id ?? null, result: { ok: true } }));
     }
   });
-  const isCall = (name: string) => `has(ctx.request.http.bodyMap) && ctx.request.http.bodyMap.method == "tools/call" && ctx.request.http.bodyMap.params.name == "${name}"`;
+    // bodyMap is an empty map on GET/DELETE: test the key, not the map.
+  const isCall = (name: string) => `has(ctx.request.http.bodyMap.method) && ctx.request.http.bodyMap.method == "tools/call" && ctx.request.http.bodyMap.params.name == "${name}"`;
   await tc.api.apply({
     resources: [
       user('alice'),
       user('bob', { authorization: { inlinePolicies: [{ spec: { rules: [{ name: 'no-subtract', effect: 'DENY', condition: { match: isCall('subtract') } }, { name: 'rest', effect: 'ALLOW', condition: { match: 'true' } }] } }] } }),
       // Small numbers only: depends on arguments, so the tools stay listed and the call decides.
-      user('carol', { authorization: { inlinePolicies: [{ spec: { rules: [{ name: 'small', effect: 'ALLOW', condition: { match: '!has(ctx.request.http.bodyMap) || ctx.request.http.bodyMap.method != "tools/call" || ctx.request.http.bodyMap.params.arguments.a < 100' } }] } }] } }),
+      user('carol', { authorization: { inlinePolicies: [{ spec: { rules: [{ name: 'small', effect: 'ALLOW', condition: { match: '!has(ctx.request.http.bodyMap.method) || ctx.request.http.bodyMap.method != "tools/call" || ctx.request.http.bodyMap.params.arguments.a < 100' } }] } }] } }),
+      user('dave', { authorization: { inlinePolicies: [{ spec: { rules: [
+        { name: 'no-simple-prompt', effect: 'DENY', condition: { match: 'has(ctx.request.http.bodyMap.method) && ctx.request.http.bodyMap.method == "prompts/get" && ctx.request.http.bodyMap.params.name == "test_simple_prompt"' } },
+        { name: 'no-binary', effect: 'DENY', condition: { match: 'has(ctx.request.http.bodyMap.method) && ctx.request.http.bodyMap.method == "resources/read" && ctx.request.http.bodyMap.params.uri == "test://static-binary"' } },
+        { name: 'rest', effect: 'ALLOW', condition: { match: 'true' } },
+      ] } }] } }),
+      user('eve'),
+      service('alice-only', { mode: 'MCP', config: { upstream: { url: jsonMcp.url } }, authorization: { inlinePolicies: [{ spec: { rules: [{ effect: 'ALLOW', condition: { match: 'ctx.user.metadata.name == "alice"' } }] } }] } }),
+      service('everything', { mode: 'MCP', config: { upstream: { url: everything.url.replace(/\/mcp$/, '') } } }),
       service('tools-json', { mode: 'MCP', config: { upstream: { url: jsonMcp.url } } }),
       service('tools-sse', { mode: 'MCP', config: { upstream: { url: sseMcp.url } } }),
       service('modern-json', { mode: 'MCP', config: { upstream: { url: `${fake.url}/modern-json` } } }),
       service('modern-sse', { mode: 'MCP', config: { upstream: { url: `${fake.url}/modern-sse` } } }),
+      service('slow-sse', { mode: 'MCP', config: { upstream: { url: `${fake.url}/slow-sse` } } }),
       service('batchy', { mode: 'MCP', config: { upstream: { url: `${fake.url}/batch` } } }),
       service('idle', { mode: 'MCP', isAnonymous: true, mcp: { keepAlive: { milliseconds: 100 } }, config: { upstream: { url: `${fake.url}/idle` } } }),
       service('inspector', { mode: 'MCP', mcp: { allowedOrigins: ['http://localhost:6274'] }, config: { upstream: { url: jsonMcp.url } } }),
     ],
   });
-  for (const u of ['alice', 'bob', 'carol']) tokens[u] = await oauth2Token(tc.api, tc.cluster.url, u);
+  for (const u of ['alice', 'bob', 'carol', 'dave', 'eve']) tokens[u] = await oauth2Token(tc.api, tc.cluster.url, u);
 });
 after(async () => {
-  await Promise.all([jsonMcp.close(), sseMcp.close(), fake.close()]);
+  await Promise.all([jsonMcp.close(), sseMcp.close(), fake.close(), everything.close()]);
   await tc.close();
 });
 
@@ -146,6 +164,24 @@ describe('tool filtering per caller', () => {
     await client.close();
   });
 
+  test('SSE stays streamed while lists are rewritten: each event leaves as soon as it is complete', async () => {
+    const res = await post('slow-sse', { jsonrpc: '2.0', id: 21, method: 'tools/list', params: {} }, { authorization: `Bearer ${tokens.bob}` });
+    const arrivals: Array<{ at: number; text: string }> = [];
+    for await (const c of res.body) arrivals.push({ at: Date.now(), text: String(c) });
+    const first = arrivals.find((a) => a.text.includes('notifications/progress'))!;
+    const last = arrivals.find((a) => a.text.includes('"result"'))!;
+    assert.ok(last.at - first.at >= 300, `the progress event arrived ${last.at - first.at} ms before the result`);
+    assert.doesNotMatch(last.text, /subtract/);
+    assert.match(last.text, /"add"/);
+  });
+
+  test('a caller refused the whole Service gets 403 for a call, not "unknown tool"', async () => {
+    const call = { jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'add', arguments: { a: 1, b: 2 } } };
+    const res = await post('alice-only', call, { authorization: `Bearer ${tokens.eve}` });
+    assert.equal(res.statusCode, 403);
+    assert.equal(((await res.body.json()) as { error: { data: { code: string } } }).error.data.code, 'OCT_ERR_POLICY_DENIED');
+  });
+
   test('2026 list results: filtered per caller and marked cacheScope "private" (JSON and SSE); SSE ids and retry kept', async () => {
     const headers = (who: string) => ({ authorization: `Bearer ${tokens[who]}`, 'mcp-protocol-version': MODERN, 'mcp-method': 'tools/list' });
     const bobJson = (await (await post('modern-json', modernList(3), headers('bob'))).body.json()) as { result: { tools: Array<{ name: string }>; cacheScope: string; ttlMs: number } };
@@ -165,6 +201,22 @@ describe('tool filtering per caller', () => {
     const data = JSON.parse(last.split('\n').find((l) => l.startsWith('data: '))!.slice(6)) as { result: { tools: Array<{ name: string }>; cacheScope: string } };
     assert.deepEqual(data.result.tools.map((t) => t.name), ['add', 'multiply']);
     assert.equal(data.result.cacheScope, 'private');
+  });
+  test('prompts and resources the policy names are filtered and answered as unknown the same way', async () => {
+    const { client } = await connect('everything', 'dave');
+    const prompts = (await client.listPrompts()).prompts.map((p) => p.name);
+    assert.ok(prompts.includes('test_prompt_with_image') && !prompts.includes('test_simple_prompt'), prompts.join());
+    const resources = (await client.listResources()).resources.map((r) => r.uri);
+    assert.ok(resources.includes('test://static-text') && !resources.includes('test://static-binary'), resources.join());
+    await assert.rejects(client.getPrompt({ name: 'test_simple_prompt' }), (e: unknown) => e instanceof McpError && e.code === -32602);
+    await assert.rejects(client.readResource({ uri: 'test://static-binary' }), (e: unknown) => e instanceof McpError && e.code === -32002);
+    assert.equal(((await client.readResource({ uri: 'test://static-text' })).contents[0] as { text: string }).text, 'This is the content of the static text resource.');
+    // Templates name no single resource: passed through.
+    assert.equal((await client.listResourceTemplates()).resourceTemplates.length, 1);
+    await client.close();
+    const { client: alice } = await connect('everything', 'alice');
+    assert.ok((await alice.listPrompts()).prompts.some((p) => p.name === 'test_simple_prompt'));
+    await alice.close();
   });
 });
 

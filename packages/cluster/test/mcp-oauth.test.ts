@@ -271,7 +271,7 @@ describe('MCP authorization: Client ID Metadata Documents', () => {
     const dataDir = tempDir();
     try {
       let docUrl = '';
-      docServer = createServer((req, res) => {
+      docServer = createServer((_req, res) => {
         res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=60' });
         res.end(JSON.stringify({ client_id: docUrl, client_name: 'CIMD test client', redirect_uris: ['http://127.0.0.1:9/cimd-cb'], grant_types: ['authorization_code'], token_endpoint_auth_method: 'none' }));
       });

@@ -67,7 +67,9 @@ export async function sendUpstreamResponse(ctx: GatewayContext, up: UpstreamResp
   if (isSSE) for (const t of ctx.responseTransforms ?? []) if (t.sse) body = t.sse(body);
   for await (const chunk of body) {
     ctx.responseBytes += (chunk as Buffer).length;
-    if (!res.write(chunk)) await once(res, 'drain');
+    // Wait for the client to drain — or to go away, which would otherwise leave this loop waiting forever.
+    if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    if (res.destroyed) break;
   }
   res.end();
 }

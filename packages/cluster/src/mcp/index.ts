@@ -11,7 +11,9 @@ import { peekMcpState } from './request-state.js';
 import { PRM_PREFIX, resourceOfMetadataRequest } from './resource-url.js';
 import { SessionBindings } from './sessions.js';
 import { mcpSettings } from './settings.js';
-import { audienceStage, mcpEdgeStage, mcpProtocolStage } from './stages.js';
+import { audienceStage } from './audience-stage.js';
+import { mcpEdgeStage } from './edge-stage.js';
+import { mcpProtocolStage } from './protocol-stage.js';
 
 export { mcpSettings } from './settings.js';
 

@@ -26,6 +26,11 @@ export class SessionBindings {
     const k = SessionBindings.key(service, sessionId);
     const existing = this.#m.get(k);
     if (existing?.owner === owner) return;
+    if (existing) {
+      // An upstream that hands one id to two principals: fail closed, the id is nobody's.
+      this.#m.delete(k);
+      return;
+    }
     if (this.#m.size >= MAX_SESSIONS) this.#m.delete(this.#m.keys().next().value!); // oldest first
     this.#m.set(k, { owner, lists: new Map() });
   }

@@ -82,8 +82,14 @@ export async function* mapSseEvents(body: AsyncIterable<Buffer>, rewrite: EventR
     yield* flush(true);
   } finally {
     clearTimeout(timer);
-    // Consumer stopped early (client gone): release the upstream body; a pending read may still reject.
-    next?.catch(() => undefined);
-    await it.return?.().catch(() => undefined);
+    if (next) {
+      // Stopped while a read is pending (during a keep-alive): an async iterator's return() would wait for that
+      // read, maybe forever on an idle stream, so destroy the body instead; the pending read then rejects.
+      next.catch(() => undefined);
+      void it.return?.()?.catch(() => undefined);
+      (body as { destroy?: () => void }).destroy?.();
+    } else {
+      await it.return?.().catch(() => undefined);
+    }
   }
 }

@@ -19,7 +19,9 @@ export function syntheticFacts(base: RequestFacts, body: Record<string, unknown>
   const params = body.params as { name?: string; uri?: string };
   if (mirrorHeaders) {
     headers['mcp-method'] = String(body.method);
-    headers['mcp-name'] = params.name ?? params.uri ?? '';
+    const name = params.name ?? params.uri;
+    if (name === undefined) delete headers['mcp-name'];
+    else headers['mcp-name'] = name;
   }
   return { ...base, request: { http: { ...base.request.http, method: 'POST', headers, bodyMap: body, body: JSON.stringify(body) } } };
 }
@@ -53,6 +55,16 @@ export class Visibility {
       this.#cache.set(k, v);
     }
     return v;
+  }
+
+  /**
+   * Whether the caller may list this kind at all. A primitive is "hidden" only from someone who can see the
+   * list; a caller refused the whole Service gets the plain 403, not a made-up "unknown tool".
+   */
+  canList(kind: Primitive): boolean {
+    const method = kind === 'tool' ? 'tools/list' : kind === 'prompt' ? 'prompts/list' : 'resources/list';
+    const meta = this.#meta === undefined ? {} : { _meta: this.#meta };
+    return this.policy.authorize(syntheticFacts(this.#base, { jsonrpc: '2.0', id: 0, method, params: meta }, this.#mirror)).allowed;
   }
 
   #decide(facts: RequestFacts): boolean {

@@ -5,7 +5,7 @@ import type { GatewayDeps, GatewayHooks, GatewayStage } from '../gateway/deps.js
 import type { ResourceStore } from '../store/resource-store.js';
 import { GatewayMetrics } from './metrics.js';
 import { resolveTelemetryOptions, type ResolvedTelemetryOptions, type TelemetryOptions } from './options.js';
-import { createOtlpPipeline, type OtlpPipeline } from './otlp.js';
+import { OtlpWorkerClient } from './otlp-client.js';
 import { Redactor } from './redaction.js';
 import { responseCaptureStage } from './response-capture.js';
 import { tracingHooks } from './tracing-hook.js';
@@ -28,7 +28,7 @@ export interface Telemetry {
   options: ResolvedTelemetryOptions;
   metrics: GatewayMetrics;
   redactor: Redactor;
-  otlp?: OtlpPipeline;
+  otlp?: OtlpWorkerClient;
   /** Exports everything queued (tests; shutdown does it too). */
   flush(): Promise<void>;
 }
@@ -48,7 +48,7 @@ export function registerTelemetry(
   const redactor = new Redactor(base.store, options.redact);
   base.accessLogs.redact = redactor.redact;
   const otlp = options.otlp
-    ? createOtlpPipeline(options.otlp, (signal) => ({
+    ? new OtlpWorkerClient(options.otlp, (signal) => ({
         dropped: (n, reason) => metrics.otlpDropped.inc({ signal, reason }, n),
         exported: (n) => metrics.otlpExported.inc({ signal }, n),
       }))
@@ -56,7 +56,7 @@ export function registerTelemetry(
 
   // Order matters on the way in: the redactor must know the request before its log is recorded.
   r.hooks.push(redactor.hooks(), metrics.hooks());
-  if (otlp) r.hooks.push(tracingHooks(otlp));
+  if (otlp) r.hooks.push(tracingHooks(otlp, options.otlp!));
   r.afterAuthorize.push(responseCaptureStage({ defaultOn: options.captureResponseBody, maxBytes: options.maxResponseBodyBytes }));
   r.routes.set('/metrics', metrics.route(base.identity, options.metricsPublic));
   metrics.instrument(r.deps);

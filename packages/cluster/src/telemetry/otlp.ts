@@ -4,7 +4,7 @@ import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-http';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { LoggerProvider, type LogRecordProcessor, type ReadWriteLogRecord } from '@opentelemetry/sdk-logs';
-import { BasicTracerProvider, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { AlwaysOnSampler, BasicTracerProvider, type IdGenerator, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import { BoundedBatch, type BatchStats } from './bounded-batch.js';
 import type { ResolvedTelemetryOptions } from './options.js';
@@ -50,9 +50,10 @@ class LogBatchProcessor implements LogRecordProcessor {
 /**
  * The OpenTelemetry SDK wired for OTLP/HTTP (JSON encoding, so any receiver can read it), one provider
  * per signal, each behind a BoundedBatch. Nothing here is global: several clusters in one process (tests)
- * each get their own providers and never touch the API's global registrations.
+ * each get their own providers and never touch the API's global registrations. With `ids`, span ids
+ * come from the caller and every span is recorded (sampling was decided where the ids were made).
  */
-export function createOtlpPipeline(o: NonNullable<ResolvedTelemetryOptions['otlp']>, stats: (signal: Signal) => BatchStats): OtlpPipeline {
+export function createOtlpPipeline(o: NonNullable<ResolvedTelemetryOptions['otlp']>, stats: (signal: Signal) => BatchStats, ids?: IdGenerator): OtlpPipeline {
   const resource = resourceFromAttributes({ [ATTR_SERVICE_NAME]: o.serviceName });
   const batchOpts = { maxQueueSize: o.maxQueueSize, maxExportBatchSize: o.maxExportBatchSize, scheduledDelayMillis: o.scheduledDelayMillis, exportTimeoutMillis: o.exportTimeoutMillis };
   const exporterOpts = (path: string) => ({ url: `${o.endpoint}${path}`, headers: o.headers, timeoutMillis: o.exportTimeoutMillis, concurrencyLimit: 2 });
@@ -60,7 +61,7 @@ export function createOtlpPipeline(o: NonNullable<ResolvedTelemetryOptions['otlp
   let loggerProvider: LoggerProvider | undefined;
   if (o.traces) {
     const batch = new BoundedBatch<ReadableSpan>(new OTLPTraceExporter(exporterOpts('/v1/traces')), batchOpts, stats('traces'));
-    tracerProvider = new BasicTracerProvider({ resource, spanProcessors: [new SpanBatchProcessor(batch)] });
+    tracerProvider = new BasicTracerProvider({ resource, spanProcessors: [new SpanBatchProcessor(batch)], ...(ids ? { idGenerator: ids, sampler: new AlwaysOnSampler() } : {}) });
   }
   if (o.logs) {
     const batch = new BoundedBatch<ReadWriteLogRecord>(new OTLPLogExporter(exporterOpts('/v1/logs')), batchOpts, stats('logs'));
