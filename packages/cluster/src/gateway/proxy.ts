@@ -67,9 +67,8 @@ export async function sendUpstreamResponse(ctx: GatewayContext, up: UpstreamResp
   if (isSSE) for (const t of ctx.responseTransforms ?? []) if (t.sse) body = t.sse(body);
   for await (const chunk of body) {
     ctx.responseBytes += (chunk as Buffer).length;
-    // Wait for the client to drain — or to go away, which would otherwise leave this loop waiting forever.
-    if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
-    if (res.destroyed) break;
+    // Wait for the client to drain; a client that goes away aborts ctx.abort, which ends the wait (no listener piles up).
+    if (!res.write(chunk)) await once(res, 'drain', { signal: ctx.abort.signal });
   }
   res.end();
 }
