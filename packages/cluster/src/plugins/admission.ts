@@ -1,5 +1,4 @@
 import type { Issue, Resource, ServiceSpec } from '@octelium-ts/shared';
-import { checkLuaScript } from './lua/index.js';
 
 /** Apply-time check: every inline Lua script of a Service must parse (a syntax error rejects the apply). */
 export async function checkLuaPlugins(r: Resource): Promise<Issue[]> {
@@ -11,6 +10,8 @@ export async function checkLuaPlugins(r: Resource): Promise<Issue[]> {
   for (const [prefix, cfg] of lists) {
     for (const [i, p] of (cfg?.http?.plugins ?? []).entries()) {
       if (!p.lua) continue;
+      // Loaded only when a Service has Lua plugins (wasmoon is heavy to start).
+      const { checkLuaScript } = await import('./lua/check-script.js');
       const err = await checkLuaScript(p.lua.inline);
       if (err) issues.push({ path: [...prefix, 'http', 'plugins', i, 'lua', 'inline'], message: `plugin "${p.name}": ${err}` });
     }

@@ -4,7 +4,7 @@ import type { PluginRuntime } from '../gateway/deps.js';
 import { flatHeaders } from '../gateway/headers.js';
 import { respondFromPlugin } from '../gateway/plugin-responses.js';
 import { readLimited, DEFAULT_MAX_REQUEST_SIZE } from '../gateway/stages/buffer.js';
-import { ExtProcClientPool } from './extproc/index.js';
+import type { ExtProcClientPool } from './extproc/index.js';
 
 /** Request headers as Envoy hands them to an ExtProc server: pseudo-headers first, then the rest. */
 function requestHeaders(ctx: GatewayContext): Record<string, string> {
@@ -20,7 +20,11 @@ function requestHeaders(ctx: GatewayContext): Record<string, string> {
 /** Envoy ExtProc plugins in the gateway: one gRPC Process stream per request (plugins/extproc does the protocol). */
 export class ExtProcRuntime implements PluginRuntime {
   readonly type = 'extProc';
-  readonly #pool = new ExtProcClientPool();
+  // grpc-js and the proto files load on first use: most clusters have no ExtProc plugin, and start-up time matters.
+  #pool: Promise<ExtProcClientPool> | undefined;
+  #poolFor(): Promise<ExtProcClientPool> {
+    return (this.#pool ??= import('./extproc/index.js').then((m) => new m.ExtProcClientPool()));
+  }
 
   applies(p: Plugin): boolean {
     return Boolean(p.extProc);
@@ -29,7 +33,7 @@ export class ExtProcRuntime implements PluginRuntime {
   async onRequest(p: Plugin, ctx: GatewayContext): Promise<void> {
     const cfg = p.extProc!;
     const mode = cfg.processingMode ?? {};
-    const exchange = this.#pool.open(cfg, ctx.abort.signal);
+    const exchange = (await this.#poolFor()).open(cfg, ctx.abort.signal);
     ctx.cleanups.push(() => exchange.close());
     if (mode.requestBodyMode === 'BUFFERED' && !ctx.body) ctx.body = await readLimited(ctx, ctx.config?.http?.body?.maxRequestSize ?? DEFAULT_MAX_REQUEST_SIZE);
     const result = await exchange.onRequest({ headers: requestHeaders(ctx), body: ctx.body });
@@ -58,6 +62,6 @@ export class ExtProcRuntime implements PluginRuntime {
   }
 
   close(): void {
-    this.#pool.close();
+    void this.#pool?.then((p) => p.close());
   }
 }

@@ -5,7 +5,8 @@ import { flatHeaders } from '../gateway/headers.js';
 import { respondFromPlugin } from '../gateway/plugin-responses.js';
 import { DEFAULT_MAX_REQUEST_SIZE, readLimited } from '../gateway/stages/buffer.js';
 import type { ServiceIndex } from '../gateway/service-index.js';
-import { LuaPluginHost, defaultHttpFetch, type LuaHttpRequest, type LuaHttpResponse } from './lua/index.js';
+import type { LuaPluginHost, LuaHttpRequest, LuaHttpResponse } from './lua/index.js';
+import { defaultHttpFetch } from './lua/http-fetch.js';
 
 /**
  * `http.client()` calls to `<svc>.<ns>.svc` / `<svc>.svc` reach that cluster Service's upstream directly,
@@ -28,10 +29,13 @@ export function clusterHttpFetch(index: ServiceIndex) {
 /** Lua plugins in the gateway: request edits, exits and onResponse hooks (plugins/lua runs the scripts). */
 export class LuaRuntime implements PluginRuntime {
   readonly type = 'lua';
-  readonly host: LuaPluginHost;
+  // wasmoon (Lua in WASM) loads on first use: most clusters have no Lua plugin, and start-up time matters.
+  #host: Promise<LuaPluginHost> | undefined;
 
-  constructor(index: ServiceIndex) {
-    this.host = new LuaPluginHost({ httpFetch: clusterHttpFetch(index) });
+  constructor(private readonly index: ServiceIndex) {}
+
+  host(): Promise<LuaPluginHost> {
+    return (this.#host ??= import('./lua/plugin-host.js').then((m) => new m.LuaPluginHost({ httpFetch: clusterHttpFetch(this.index) })));
   }
 
   applies(p: Plugin): boolean {
@@ -47,7 +51,8 @@ export class LuaRuntime implements PluginRuntime {
       ctx.body = await readLimited(ctx, ctx.config?.http?.body?.maxRequestSize ?? DEFAULT_MAX_REQUEST_SIZE);
     }
     const state = { method: ctx.req.method ?? 'GET', path: ctx.upstreamPath, headers: flatHeaders(ctx.upstreamHeaders), body: ctx.body?.toString('utf8') };
-    const out = await this.host.runOnRequest(key, script, ctx.facts!, state, timeoutMs);
+    const host = await this.host();
+    const out = await host.runOnRequest(key, script, ctx.facts!, state, timeoutMs);
     if (out.kind === 'exit') {
       if (out.body !== undefined) return respondFromPlugin(ctx, out.status, { 'content-type': 'application/json' }, out.body);
       throw new OcteliumError('PLUGIN_EXIT', `request stopped by plugin "${p.name}" (status ${out.status})`, undefined, out.status);
@@ -55,10 +60,10 @@ export class LuaRuntime implements PluginRuntime {
     if (out.headersChanged) ctx.upstreamHeaders = { ...state.headers };
     if (out.pathChanged) ctx.upstreamPath = state.path;
     if (out.bodyChanged) ctx.body = Buffer.from(state.body ?? '', 'utf8');
-    if (!(await this.host.hasHook(key, script, 'onResponse'))) return;
+    if (!(await host.hasHook(key, script, 'onResponse'))) return;
     ctx.responseHooks.push(async (r) => {
       const rs = { status: r.status, headers: flatHeaders(r.headers), body: r.body.toString('utf8') };
-      const res = await this.host.runOnResponse(key, script, ctx.facts!, rs, timeoutMs);
+      const res = await host.runOnResponse(key, script, ctx.facts!, rs, timeoutMs);
       if (res.kind === 'exit') {
         r.status = res.status;
         r.body = Buffer.from(res.body ?? '');
@@ -72,11 +77,11 @@ export class LuaRuntime implements PluginRuntime {
 
   /** Drops compiled engines of a Service version that is gone. */
   evict(versionKey: string): void {
-    this.host.evict(versionKey);
+    void this.#host?.then((h) => h.evict(versionKey));
   }
 
-  close(): Promise<void> {
-    return this.host.close();
+  async close(): Promise<void> {
+    await (await this.#host)?.close();
   }
 }
 

@@ -29,7 +29,8 @@ function joinPath(base: URL, path: string): string {
 
 /** pick upstream → inject upstream credential → proxy, streaming the response back. */
 export function upstreamStage(deps: GatewayDeps) {
-  const agent = deps.agent ?? new Agent({ keepAliveTimeout: 30_000, connections: 256, pipelining: 1 });
+  // No per-origin connection cap: each open SSE stream holds a connection, and MCP clients keep one open per session.
+  const agent = deps.agent ?? new Agent({ keepAliveTimeout: 30_000, connections: null, pipelining: 1 });
   return async function upstream(ctx: GatewayContext): Promise<void> {
     const config = ctx.config!;
     const u = config.upstream;
