@@ -151,7 +151,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       policy.close();
       extProc.close();
       await lua.close();
-      accessLogs.flush();
+      await accessLogs.close();
       db.close();
     })()),
   };

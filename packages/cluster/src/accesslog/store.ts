@@ -1,18 +1,33 @@
 import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
 import { matchesAccessLog, type AccessLog, type AccessLogFilter } from '@octelium-ts/shared';
 import type { DB } from '../store/db.js';
 
-const FLUSH_MS = 100;
+const FLUSH_MS = 50;
+
+type Row = [id: string, createdAt: string, service: string | null, user: string | null, status: string, json: string];
+
+function toRow(l: AccessLog): Row {
+  const c = l.entry.common;
+  return [l.metadata.id, l.metadata.createdAt, c.serviceRef?.name ?? null, c.userRef?.name ?? null, c.status, JSON.stringify(l)];
+}
 
 /**
  * AccessLogs: kept in SQLite (bounded to `maxRows`, oldest dropped) and pushed live to followers.
- * Writes are batched and flushed off the request path, so logging costs a push per request.
+ * On the request path a log is only queued; batches go to a writer thread with its own SQLite connection
+ * (WAL lets it write while this thread reads), so inserts and checkpoints never stall the gateway. Logs
+ * handed to the writer stay in `#pending` until it confirms the commit, so `query` always sees every
+ * recorded log. An in-memory database (tests) has no file to share, so there the writes stay in-thread.
  */
 export class AccessLogStore {
   readonly #db: DB;
   readonly #feed = new EventEmitter();
   #queue: AccessLog[] = [];
   #timer: NodeJS.Timeout | undefined;
+  #seq = 0;
+  /** Handed to the writer, not yet confirmed committed: seq → log. */
+  readonly #pending = new Map<number, AccessLog>();
+  readonly #worker: Worker | undefined;
   readonly #insert;
   readonly #trim;
 
@@ -21,6 +36,18 @@ export class AccessLogStore {
     this.#feed.setMaxListeners(0);
     this.#insert = db.prepare('INSERT INTO access_logs (id, created_at, service, user_name, status, json) VALUES (?, ?, ?, ?, ?, ?)');
     this.#trim = db.prepare('DELETE FROM access_logs WHERE seq <= (SELECT MAX(seq) FROM access_logs) - ?');
+    if (!db.memory) {
+      this.#worker = new Worker(new URL('./writer-worker.mjs', import.meta.url), { workerData: { file: db.name, maxRows } });
+      this.#worker.on('message', (m: { type: string; upto?: number }) => {
+        if (m.type !== 'committed') return;
+        for (const seq of this.#pending.keys()) {
+          if (seq > m.upto!) break;
+          this.#pending.delete(seq);
+        }
+      });
+      this.#worker.on('error', (err) => console.error('access log writer failed:', err));
+      this.#worker.unref();
+    }
   }
 
   /** Stores and publishes one AccessLog; returns it as stored (after redaction, when a redactor is set). */
@@ -35,17 +62,20 @@ export class AccessLogStore {
   /** Removes configured fields before anything is stored, streamed or exported (set by the visibility subsystem). */
   redact?: (log: AccessLog) => AccessLog;
 
+  /** Hands every queued log to the writer (or writes it, in-thread). */
   flush(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     if (!this.#queue.length) return;
     const batch = this.#queue;
     this.#queue = [];
+    if (this.#worker) {
+      for (const l of batch) this.#pending.set(++this.#seq, l);
+      this.#worker.postMessage({ type: 'batch', rows: batch.map(toRow), upto: this.#seq });
+      return;
+    }
     this.#db.transaction(() => {
-      for (const l of batch) {
-        const c = l.entry.common;
-        this.#insert.run(l.metadata.id, l.metadata.createdAt, c.serviceRef?.name ?? null, c.userRef?.name ?? null, c.status, JSON.stringify(l));
-      }
+      for (const l of batch) this.#insert.run(...toRow(l));
       this.#trim.run(this.maxRows);
     })();
   }
@@ -54,10 +84,19 @@ export class AccessLogStore {
   query(filter: AccessLogFilter, limit = 100): AccessLog[] {
     this.flush();
     const out: AccessLog[] = [];
+    const seen = new Set<string>();
+    const take = (log: AccessLog) => {
+      if (seen.has(log.metadata.id)) return; // committed while we were reading: already counted
+      seen.add(log.metadata.id);
+      if (matchesAccessLog(log, filter)) out.push(log);
+    };
+    for (const log of [...this.#pending.values()].reverse()) {
+      take(log);
+      if (out.length >= limit) return out.reverse();
+    }
     const rows = this.#db.prepare('SELECT json FROM access_logs ORDER BY seq DESC').iterate() as Iterable<{ json: string }>;
     for (const row of rows) {
-      const log = JSON.parse(row.json) as AccessLog;
-      if (matchesAccessLog(log, filter)) out.push(log);
+      take(JSON.parse(row.json) as AccessLog);
       if (out.length >= limit) break;
     }
     return out.reverse();
@@ -66,5 +105,16 @@ export class AccessLogStore {
   subscribe(fn: (l: AccessLog) => void): () => void {
     this.#feed.on('log', fn);
     return () => this.#feed.off('log', fn);
+  }
+
+  /** Writes what is queued and stops the writer; call before closing the database. */
+  async close(): Promise<void> {
+    this.flush();
+    if (!this.#worker) return;
+    const worker = this.#worker;
+    const closed = new Promise<void>((resolve) => worker.on('message', (m: { type: string }) => m.type === 'closed' && resolve()));
+    worker.postMessage({ type: 'close' });
+    await closed;
+    await worker.terminate();
   }
 }
