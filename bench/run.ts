@@ -1,7 +1,7 @@
 /**
  * `pnpm bench` / `npm run bench`: the performance suite of issue 9, one command, every figure a ratio measured in
  * the same run against a baseline in the same process tree (median of repeats). Writes bench/results/latest.json
- * and bench/results/latest.md, and prints the Markdown.
+ * and bench/results/latest.md (plus a timestamped copy of each), and prints the Markdown.
  *
  *   1. tools/call POST with a JSON response and with an SSE response, at 1, 50 and 200 concurrent, through:
  *      direct (client → upstream), nginx proxy_pass, haproxy (optional), a bare node:http+undici proxy (the floor
@@ -228,8 +228,12 @@ async function main(): Promise<void> {
   r.checks = checks(r);
   const md = markdown(r);
   mkdirSync(RESULTS_DIR, { recursive: true });
-  writeFileSync(join(RESULTS_DIR, 'latest.json'), JSON.stringify(r, null, 2) + '\n');
-  writeFileSync(join(RESULTS_DIR, 'latest.md'), md);
+  // latest.* is overwritten by every run; a timestamped copy keeps earlier runs for comparison.
+  const stamp = `${r.startedAt.replace(/[:.]/g, '-').slice(0, 19)}${quick ? '-quick' : ''}`;
+  for (const name of ['latest', stamp]) {
+    writeFileSync(join(RESULTS_DIR, `${name}.json`), JSON.stringify(r, null, 2) + '\n');
+    writeFileSync(join(RESULTS_DIR, `${name}.md`), md);
+  }
   console.log('\n' + md);
   log(`wrote ${join(RESULTS_DIR, 'latest.json')} and latest.md (${((Date.parse(r.finishedAt) - Date.parse(r.startedAt)) / 60000).toFixed(1)} min)`);
   if (Object.keys(r.errors).length) process.exitCode = 1;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { pipeline } from 'node:stream';
+import { Readable, pipeline } from 'node:stream';
 import { request } from 'undici';
 import { WebSocket } from 'ws';
 import {
@@ -40,14 +40,25 @@ interface UpstreamStats {
   bigSent: Map<string, number>;
   bigClosed: Set<string>;
   requests: number;
+  /** Requests the upstream saw aborted, and responses closed before they finished. */
+  aborted: number;
+  closedEarly: number;
 }
 
 function startUpstream() {
-  const stats: UpstreamStats = { sseEmits: [], bigSent: new Map(), bigClosed: new Set(), requests: 0 };
+  const stats: UpstreamStats = { sseEmits: [], bigSent: new Map(), bigClosed: new Set(), requests: 0, aborted: 0, closedEarly: 0 };
   const server = createServer((req, res) => {
     stats.requests++;
+    req.on('aborted', () => stats.aborted++);
+    res.on('close', () => {
+      if (!res.writableFinished) stats.closedEarly++;
+    });
     const url = new URL(req.url!, 'http://x');
-    if (url.pathname === '/echo') {
+    if (url.pathname === '/early') {
+      // Answers before reading the request body.
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('early answer');
+    } else if (url.pathname === '/echo') {
       const chunks: Buffer[] = [];
       req.on('data', (c) => chunks.push(c));
       req.on('end', () => {
@@ -345,6 +356,82 @@ test('50 concurrent streams with one slow reader: the others complete at speed, 
     const deadline = Date.now() + 1000;
     while (!w.up.stats.bigClosed.has('slow') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     assert.ok(w.up.stats.bigClosed.has('slow'), 'slow upstream request closed after the reset');
+  } finally {
+    await w.teardown();
+  }
+});
+
+test('an upstream that answers before the request body ended: no 502, whatever the timing', async () => {
+  const w = await world();
+  try {
+    const agent = await agentFor(w.cluster, 'tok-alice');
+    w.cleanups.push(() => agent.close());
+    await connected(agent);
+    const failures: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      // A POST whose body comes in several chunks; the upstream has answered before the last ones are sent.
+      async function* body() {
+        for (let c = 0; c < 4; c++) {
+          yield Buffer.alloc(4096, 0x61 + c);
+          await new Promise((r) => setImmediate(r));
+        }
+      }
+      const res = await request(`${w.cluster.url}/svc/my-mcp/early?i=${i}`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: Readable.from(body()) });
+      const text = await res.body.text();
+      if (res.statusCode !== 200 || text !== 'early answer') failures.push(`#${i}: ${res.statusCode} ${text.slice(0, 200)}`);
+    }
+    assert.deepEqual(failures, []);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(w.cluster.hub.agents()[0].streams, 0, 'no stream left open on the hub');
+    assert.equal(agent.stats().activeStreams, 0, 'no stream left open on the agent');
+  } finally {
+    await w.teardown();
+  }
+});
+
+test('successful requests through the tunnel are not aborted or cut on the upstream', async () => {
+  const w = await world();
+  try {
+    const agent = await agentFor(w.cluster, 'tok-alice');
+    w.cleanups.push(() => agent.close());
+    await connected(agent);
+    const N = 40;
+    for (let i = 0; i < N; i++) {
+      const post = i % 2 === 0;
+      const res = await request(`${w.cluster.url}/svc/my-mcp/echo?i=${i}`, post ? { method: 'POST', body: `body ${i}` } : {});
+      assert.equal(res.statusCode, 200);
+      assert.equal(((await res.body.json()) as { body: string }).body, post ? `body ${i}` : '');
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(w.up.stats.requests, N);
+    assert.equal(w.up.stats.aborted, 0, 'upstream saw aborted requests');
+    assert.equal(w.up.stats.closedEarly, 0, 'upstream saw responses cut before they finished');
+  } finally {
+    await w.teardown();
+  }
+});
+
+test('stream limits are configurable: the agent\'s (serve streams) and the hub\'s (publish streams)', async () => {
+  const w = await world({ maxStreams: 2 });
+  try {
+    const agent = await agentFor(w.cluster, 'tok-alice', { maxStreams: 3 });
+    w.cleanups.push(() => agent.close());
+    await connected(agent);
+    const req = { service: 'my-mcp', upstreamURL: w.upURL, method: 'GET', path: '/hang', headers: {} };
+    const open = await Promise.all([1, 2, 3].map(() => w.cluster.hub.dispatch('alice', req)));
+    await assert.rejects(w.cluster.hub.dispatch('alice', req),
+      (e: unknown) => (e as OcteliumError).code === 'OCT_ERR_UPSTREAM_FAILED' && /more than 3 open streams/.test((e as Error).message));
+    for (const r of open) r.body.destroy();
+
+    // The hub's limit applies to what an agent opens (publish streams).
+    const raw = await rawAgent(w.cluster);
+    raw.mux.sendControl(FrameType.HELLO, { versions: [1], serve: [] });
+    await new Promise((r) => setTimeout(r, 50));
+    const head = { kind: 'publish' as const, service: 'my-mcp', method: 'GET', path: '/hang', headers: {}, hasBody: true };
+    const streams = [1, 2, 3].map(() => raw.mux.openStream(head));
+    await assert.rejects(streams[2].responseHead, (e: unknown) => (e as { code: string }).code === 'TOO_MANY_STREAMS');
+    assert.equal(streams[0].closed, false);
+    raw.mux.close();
   } finally {
     await w.teardown();
   }

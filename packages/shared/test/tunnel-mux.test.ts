@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  FrameType, TunnelMux, TunnelStreamError, createLinkedTransportPair, encodeFrame, encodeJSONFrame,
+  DEFAULT_MAX_STREAMS, FrameType, TunnelMux, TunnelStreamError, createLinkedTransportPair, encodeFrame, encodeJSONFrame,
   type ControlMessage, type LinkedPairOptions, type RequestHead, type TunnelStream,
 } from '../src/tunnel/index.js';
 
@@ -263,4 +263,160 @@ test('too many open streams are refused with TOO_MANY_STREAMS, others unaffected
   await assert.rejects(ss[2].responseHead, (e: unknown) => (e as TunnelStreamError).code === 'TOO_MANY_STREAMS');
   assert.equal(server.activeStreams, 2);
   assert.equal(ss[0].closed, false);
+});
+
+test('an acceptor that abandons the request body (no error) still delivers its whole response; no RESET', async () => {
+  // What undici does when the upstream answers before the request body ended: it destroys the body readable without
+  // an error. The response in flight must survive; the rest of the request body is discarded.
+  const { client, server } = pair();
+  const acceptors: TunnelStream[] = [];
+  server.onstream = (s) => {
+    acceptors.push(s);
+    s.readable.once('data', () => {
+      s.readable.destroy();
+      s.respond({ status: 200, headers: {} });
+      void (async () => {
+        for (let i = 0; i < 3; i++) {
+          s.writable.write(pattern(FRAME, i));
+          await tick();
+        }
+        s.writable.end();
+      })();
+    });
+  };
+  for (let i = 0; i < 20; i++) {
+    const s = client.openStream(head());
+    // Several chunks, the later ones after the acceptor gave up; more than a window in all, so it needs credit.
+    const writing = (async () => {
+      for (let c = 0; c < 8; c++) {
+        s.writable.write(pattern(WINDOW / 2, c));
+        await settle(2);
+      }
+      s.writable.end();
+    })();
+    const res = await s.responseHead;
+    assert.equal(res.status, 200);
+    const body = await readAll(s.readable);
+    assert.ok(body.equals(Buffer.concat([0, 1, 2].map((n) => pattern(FRAME, n)))), 'response intact');
+    await writing;
+    await settle();
+    assert.equal(s.closed, true);
+    assert.equal(s.error, undefined, `opener stream ended with ${s.error?.message}`);
+    assert.equal(s.bytesOut, 4 * WINDOW, 'the whole request body was sent (credit came back for discarded bytes)');
+  }
+  assert.ok(acceptors.every((a) => a.closed && !a.error), 'acceptor streams completed, not reset');
+  assert.equal(client.activeStreams, 0);
+  assert.equal(server.activeStreams, 0);
+});
+
+test('abandoned request bodies leak no credit: a long run of them never stalls the connection', async () => {
+  const { client, server } = pair();
+  let discarded = 0;
+  server.onstream = (s) => {
+    // Give up on the body right away (nothing read), answer later, after the body has ended.
+    s.readable.destroy();
+    s.once('close', () => (discarded += s.bytesIn));
+    setTimeout(() => {
+      s.respond({ status: 204, headers: {} });
+      s.writable.end();
+    }, 1);
+  };
+  const size = 3 * WINDOW + 123;
+  const t0 = Date.now();
+  for (let round = 0; round < 10; round++) {
+    const streams = Array.from({ length: 20 }, () => client.openStream(head()));
+    for (const s of streams) {
+      s.writable.end(pattern(size, round));
+      s.readable.resume();
+    }
+    const heads = await Promise.all(streams.map((s) => s.responseHead));
+    assert.ok(heads.every((h) => h.status === 204));
+    await Promise.all(streams.map((s) => (s.closed ? undefined : once(s, 'close'))));
+    assert.ok(streams.every((s) => !s.error && s.bytesOut === size), 'every body went through in full');
+  }
+  await settle();
+  assert.equal(discarded, 200 * size);
+  assert.equal(client.activeStreams, 0);
+  assert.equal(server.activeStreams, 0);
+  assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
+});
+
+test('an abandoned body is reset only once the other direction is done too', async () => {
+  const { client, server } = pair();
+  let acceptor: TunnelStream | undefined;
+  let peerError: TunnelStreamError | undefined;
+  server.onstream = (s) => {
+    acceptor = s;
+    s.readable.resume();
+    s.respond({ status: 200, headers: {} });
+    s.writable.write(pattern(1024, 1)); // a response that never ends
+    s.writable.on('error', (e) => (peerError = e as TunnelStreamError));
+  };
+  // The opener gives up on the response while its request body is still being written: not a reset yet.
+  const s = client.openStream(head());
+  s.writable.write('part one');
+  await s.responseHead;
+  s.readable.destroy();
+  await settle();
+  assert.equal(s.closed, false);
+  assert.equal(acceptor!.closed, false);
+  s.writable.write('part two');
+  await settle();
+  // Its request is done and nobody wants the response: now the peer is told to stop.
+  s.writable.end();
+  await settle();
+  assert.equal(s.closed, true);
+  assert.equal(peerError?.code, 'CANCEL');
+  assert.equal(client.activeStreams, 0);
+  assert.equal(server.activeStreams, 0);
+});
+
+test('a readable destroyed after the peer ended its side completes the stream without a RESET', async () => {
+  const { client, server } = pair();
+  let acceptor: TunnelStream | undefined;
+  server.onstream = (s) => {
+    acceptor = s;
+    s.readable.resume();
+    s.respond({ status: 200, headers: {} });
+    s.writable.end(pattern(4096, 1));
+  };
+  const s = client.openStream(head('/', false));
+  s.writable.end();
+  await s.responseHead;
+  await settle(); // DATA and END have arrived, nothing was read
+  s.readable.destroy();
+  await settle();
+  assert.equal(s.closed, true);
+  assert.equal(s.error, undefined);
+  assert.equal(acceptor!.closed, true);
+  assert.equal(acceptor!.error, undefined, 'the acceptor was not reset');
+});
+
+test('the stream limit: the default allows well over 1024 idle streams; a configured one is honoured', async () => {
+  assert.ok(DEFAULT_MAX_STREAMS >= 10_000);
+  const { client, server } = pair();
+  // Idle SSE-like streams: a response head and nothing more.
+  server.onstream = (s) => {
+    s.readable.resume();
+    s.respond({ status: 200, headers: { 'content-type': 'text/event-stream' } });
+  };
+  const n = 1100;
+  const streams = Array.from({ length: n }, () => client.openStream(head('/sse', false)));
+  for (const s of streams) s.writable.end();
+  const heads = await Promise.all(streams.map((s) => s.responseHead));
+  assert.equal(heads.length, n);
+  assert.equal(server.activeStreams, n);
+  assert.equal(client.activeStreams, n);
+  client.close();
+
+  const [a, b] = createLinkedTransportPair();
+  const c2 = new TunnelMux(a, { role: 'client' });
+  const s2 = new TunnelMux(b, { role: 'server', maxStreams: 5 });
+  s2.onstream = (s) => s.respond({ status: 200, headers: {} });
+  const six = Array.from({ length: 6 }, () => c2.openStream(head('/', false)));
+  await Promise.all(six.slice(0, 5).map((s) => s.responseHead));
+  await assert.rejects(six[5].responseHead, (e: unknown) => (e as TunnelStreamError).code === 'TOO_MANY_STREAMS'
+    && /more than 5 open streams/.test((e as TunnelStreamError).reason));
+  assert.equal(s2.activeStreams, 5);
+  c2.close();
 });

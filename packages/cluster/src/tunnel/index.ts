@@ -39,6 +39,12 @@ export interface TunnelHubOptions {
    * revoked, expired or now belongs to someone else is disconnected (GOAWAY SESSION_ENDED). Default 30 s; 0: never.
    */
   reauthenticateMs?: number;
+  /**
+   * Streams that may be open at once on one agent's connection; a stream the agent opens beyond it (publish) is
+   * refused with TOO_MANY_STREAMS. The agent has its own limit for the serve streams it accepts. Default
+   * DEFAULT_MAX_STREAMS (16 384).
+   */
+  maxStreams?: number;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -200,7 +206,7 @@ export class TunnelHub {
   #accept(ws: WebSocket, principal: Principal, token: string): void {
     const hb = this.#opts.heartbeat ?? {};
     const transport = new WebSocketTransport(ws, { heartbeatIntervalMs: hb.intervalMs, heartbeatTimeoutMs: hb.timeoutMs });
-    const mux = new TunnelMux(transport, { role: 'server' });
+    const mux = new TunnelMux(transport, { role: 'server', maxStreams: this.#opts.maxStreams });
     const conn = new AgentConnection(randomBytes(6).toString('hex'), principal, token, mux);
     this.#agents.set(conn.id, conn);
     void transport.start();

@@ -28,10 +28,11 @@ export async function replayPublished(stream: TunnelStream, conn: AgentConnectio
   headers['x-octelium-auth'] = conn.token;
   if (!head.hasBody) stream.readable.resume();
 
+  // Only a stream that ended abnormally before the response was sent in full aborts the replayed request; a completed
+  // one is left alone (aborting it would be wasted work, and could cut a keep-alive connection).
   const ac = new AbortController();
-  let done = false;
   stream.once('close', () => {
-    if (!done) ac.abort(stream.error ?? new Error('published stream closed'));
+    if (stream.error && !stream.writable.writableFinished) ac.abort(stream.error);
   });
   try {
     const res = await request(url, {
@@ -47,11 +48,9 @@ export async function replayPublished(stream: TunnelStream, conn: AgentConnectio
     }
     stream.respond({ status: res.statusCode, headers: endToEndHeaders(res.headers) });
     pipeline(res.body, stream.writable, (err) => {
-      done = true;
       if (err && !stream.closed) stream.reset('UPSTREAM_FAILED', `cluster response failed: ${err.message}`);
     });
   } catch (err) {
-    done = true;
     if (stream.closed) return;
     ctx.log('tunnel: published request failed', { agent: conn.id, service: head.service, error: (err as Error).message });
     stream.reset('UPSTREAM_FAILED', `cluster request failed: ${(err as Error).message}`);

@@ -27,6 +27,8 @@ export interface DialOptions {
   hello: HelloMessage;
   heartbeat?: { intervalMs?: number; timeoutMs?: number };
   handshakeTimeoutMs?: number;
+  /** Streams that may be open at once on the connection (TunnelMuxOptions.maxStreams). */
+  maxStreams?: number;
   /**
    * Streams the hub opens. Installed before HELLO goes out, because the first request may arrive in the same socket
    * read as WELCOME; `session.accepted` is already up to date when it is called.
@@ -96,7 +98,7 @@ async function handshake(ws: WebSocket, opts: DialOptions, timeoutMs: number, ht
     throw httpFailure() ?? new DialError('NETWORK', `cannot open the tunnel at ${opts.url}: ${(err as Error).message}`);
   }
 
-  const mux = new TunnelMux(transport, { role: 'client' });
+  const mux = new TunnelMux(transport, { role: 'client', maxStreams: opts.maxStreams });
   let goAway: GoAwayMessage | undefined;
   const ended = new Promise<SessionEnd>((resolve) => {
     mux.onclose = (info) => resolve({ ...info, goAway });

@@ -35,6 +35,11 @@ export interface AgentOptions {
   heartbeat?: { intervalMs?: number; timeoutMs?: number };
   /** How long a request on a published port waits for a reconnecting tunnel before 503. Default 2 s. */
   publishGraceMs?: number;
+  /**
+   * Streams that may be open at once on the tunnel; a request from the hub beyond it is refused with
+   * TOO_MANY_STREAMS (a 502 at the gateway). Default DEFAULT_MAX_STREAMS (16 384).
+   */
+  maxStreams?: number;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -162,6 +167,7 @@ class ConnectAgent extends EventEmitter implements AgentHandle {
             publish: this.#opts.publish.map((p) => p.service),
           },
           heartbeat: this.#opts.heartbeat,
+          maxStreams: this.#opts.maxStreams,
           signal,
           onstream: (stream, s) => {
             this.#served++;

@@ -36,11 +36,12 @@ export async function serveStream(stream: TunnelStream, ctx: ServeContext): Prom
   }
   if (!head.hasBody) stream.readable.resume();
 
-  // A RESET from the hub (client gone) or a lost connection aborts the local request, which closes its socket.
+  // A RESET from the hub (client gone), a local stream error or a lost connection aborts the local request, which
+  // closes its socket. A stream that completed normally (`error` unset), or whose response had already been sent in
+  // full, leaves the request alone: it is finished, and its keep-alive connection is reused.
   const ac = new AbortController();
-  let done = false;
   stream.once('close', () => {
-    if (!done) ac.abort(stream.error ?? new Error('stream closed'));
+    if (stream.error && !stream.writable.writableFinished) ac.abort(stream.error);
   });
   try {
     const res = await request(target, {
@@ -57,11 +58,9 @@ export async function serveStream(stream: TunnelStream, ctx: ServeContext): Prom
     stream.respond({ status: res.statusCode, headers: endToEndHeaders(res.headers) });
     // Chunk by chunk: an SSE event written upstream goes out as DATA as soon as undici hands it over.
     pipeline(res.body, stream.writable, (err) => {
-      done = true;
       if (err && !stream.closed) stream.reset('UPSTREAM_FAILED', `upstream response failed: ${err.message}`);
     });
   } catch (err) {
-    done = true;
     if (stream.closed) return;
     const e = err as Error & { code?: string };
     const msg = e.message || e.code || 'request failed';

@@ -12,13 +12,22 @@ export type ControlMessage = {
   [T in ControlFrameType]: { type: T; message: z.output<(typeof CONTROL_SCHEMAS)[T]> };
 }[ControlFrameType];
 
+/**
+ * Default limit of open streams per connection. Sized for ~10 000 idle SSE streams on one agent: an idle stream costs
+ * a few KiB (two empty stream objects and a map entry; buffers are allocated only while data moves).
+ */
+export const DEFAULT_MAX_STREAMS = 16_384;
+
 export interface TunnelMuxOptions {
   /** The dialing side (agent) is 'client' and opens odd stream ids; the hub is 'server' and opens even ones. */
   role: 'client' | 'server';
   /** Per-stream receive window; must equal the peer's (protocol v1 uses DEFAULT_STREAM_WINDOW). */
   streamWindow?: number;
   maxDataFrame?: number;
-  /** Streams the peer may have open at once; more are refused with RESET TOO_MANY_STREAMS. */
+  /**
+   * Open streams (either side's) beyond which a new stream from the peer is refused with RESET TOO_MANY_STREAMS.
+   * Default DEFAULT_MAX_STREAMS.
+   */
   maxStreams?: number;
 }
 
@@ -53,7 +62,7 @@ export class TunnelMux {
     this.transport = transport;
     this.role = opts.role;
     this.#nextId = opts.role === 'client' ? 1 : 2;
-    this.#maxStreams = opts.maxStreams ?? 1024;
+    this.#maxStreams = opts.maxStreams ?? DEFAULT_MAX_STREAMS;
     const streamWindow = opts.streamWindow ?? DEFAULT_STREAM_WINDOW;
     const maxDataFrame = opts.maxDataFrame ?? MAX_DATA_FRAME;
     // eslint-disable-next-line @typescript-eslint/no-this-alias

@@ -29,9 +29,17 @@ export interface StreamHost {
  * `readable`'s consumer; credit goes back in WINDOW frames as the consumer reads. So a stream whose reader stalls
  * stops its own sender without touching the others, and each stream buffers at most window + highWaterMark.
  *
- * A stream is complete when both directions ended (END sent and END consumed). Destroying either side earlier, or
- * calling `reset()`, sends RESET; a RESET from the peer destroys both sides with a TunnelStreamError.
- * Emits 'close' once (complete or reset).
+ * A stream is complete when both directions ended (END sent, and END consumed or the body abandoned). Calling
+ * `reset()`, destroying either side with an error, or destroying `writable` before it finished sends RESET; a RESET from
+ * the peer destroys both sides with a TunnelStreamError. Emits 'close' once (complete or reset; `error` tells which).
+ *
+ * Destroying `readable` without an error before its end abandons that body, which is not an error by itself: undici,
+ * for one, does it to a request body when the upstream answered before the body ended. Further DATA for it is then
+ * discarded (its credit still goes back, so the peer can finish its side), and the other direction carries on:
+ * - the acceptor (the abandoned body is the request) keeps sending its response; the stream completes once the
+ *   response has ended and the peer's END has arrived;
+ * - the opener (the abandoned body is the response) sends RESET CANCEL as soon as its request body has been sent,
+ *   unless the response had already ended on the wire: nothing is wanted from the peer any more.
  */
 export class TunnelStream extends EventEmitter {
   readonly id: number;
@@ -63,6 +71,8 @@ export class TunnelStream extends EventEmitter {
   #wantRead = false;
   #remoteEnded = false;
   #pushedEnd = false;
+  /** `readable` was destroyed without an error before its end: incoming DATA is discarded (and credited). */
+  #readAbandoned = false;
 
   constructor(host: StreamHost, id: number, initiator: 'local' | 'remote', head: RequestHead) {
     super();
@@ -79,8 +89,11 @@ export class TunnelStream extends EventEmitter {
         this.#drainQueue();
       },
       destroy: (err, cb) => {
-        // Abandoning the body before its end means nobody wants this exchange any more.
-        if (!this.#closed && !this.readable.readableEnded) this.#localReset(err);
+        if (!this.#closed && !this.readable.readableEnded) {
+          // An error fails the whole exchange; a plain destroy only gives up on this body (see the class comment).
+          if (err) this.#localReset(err);
+          else this.#abandonRead();
+        }
         cb(err);
       },
     });
@@ -163,7 +176,12 @@ export class TunnelStream extends EventEmitter {
     }
     this.#recvAllowance -= payload.length;
     this.bytesIn += payload.length;
-    if (this.readable.destroyed) return;
+    if (this.#readAbandoned || this.readable.destroyed) {
+      // Nobody reads this body any more: drop the bytes but return their credit, or the peer could never finish.
+      this.#unacked += payload.length;
+      this.#returnCredit();
+      return;
+    }
     this.#queue.push(payload);
     this.#queuedBytes += payload.length;
     this.#drainQueue();
@@ -172,7 +190,8 @@ export class TunnelStream extends EventEmitter {
   _onEnd(): void {
     if (this.#closed || this.#remoteEnded) return;
     this.#remoteEnded = true;
-    this.#drainQueue();
+    if (this.#readAbandoned) this.#maybeComplete();
+    else this.#drainQueue();
   }
 
   _onReset(msg: ResetMessage): void {
@@ -244,12 +263,26 @@ export class TunnelStream extends EventEmitter {
       this.#pushedEnd = true;
       this.readable.push(null);
     }
-    // Return credit in batches (a quarter window) to keep WINDOW frames rare; never after END (nothing more comes).
-    if (!this.#remoteEnded && this.#unacked >= this.#host.streamWindow / 4) {
-      this.#recvAllowance += this.#unacked;
-      this.#host.sendControl(encodeWindowFrame(this.id, this.#unacked));
-      this.#unacked = 0;
-    }
+    this.#returnCredit();
+  }
+
+  /** Returns credit in batches (a quarter window) to keep WINDOW frames rare; never after END (nothing more comes). */
+  #returnCredit(): void {
+    if (this.#closed || this.#remoteEnded || this.#unacked < this.#host.streamWindow / 4) return;
+    this.#recvAllowance += this.#unacked;
+    this.#host.sendControl(encodeWindowFrame(this.id, this.#unacked));
+    this.#unacked = 0;
+  }
+
+  /** `readable` was destroyed without an error before its end (see the class comment). */
+  #abandonRead(): void {
+    this.#readAbandoned = true;
+    // Bytes received but never handed over count as read: credited back like the rest.
+    this.#unacked += this.#queuedBytes;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    this.#returnCredit();
+    this.#maybeComplete();
   }
 
   /** Bytes received but not yet handed to the reader (for tests and stats). */
@@ -258,7 +291,14 @@ export class TunnelStream extends EventEmitter {
   }
 
   #maybeComplete(): void {
-    if (this.#closed || !this.readable.readableEnded || !this.writable.writableFinished) return;
+    if (this.#closed || !this.writable.writableFinished) return;
+    const readDone = this.readable.readableEnded || (this.#readAbandoned && this.#remoteEnded);
+    if (!readDone) {
+      // Our side is done and the opener does not want the rest of the response: tell the peer to stop. (The acceptor
+      // waits for the peer's END instead: a RESET could still destroy the response it sent before it is read.)
+      if (this.#readAbandoned && this.initiator === 'local') this.#localReset(undefined);
+      return;
+    }
     this.#closed = true;
     this.#host.forget(this);
     this.emit('close');
