@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { matchesAccessLog, type AccessLog, type AccessLogFilter } from '@octelium-ts/shared';
 import type { DB } from '../store/db.js';
+import { serializeLog } from './serialize.js';
 
 const FLUSH_MS = 50;
 
@@ -9,7 +10,7 @@ type Row = [id: string, createdAt: string, service: string | null, user: string 
 
 function toRow(l: AccessLog): Row {
   const c = l.entry.common;
-  return [l.metadata.id, l.metadata.createdAt, c.serviceRef?.name ?? null, c.userRef?.name ?? null, c.status, JSON.stringify(l)];
+  return [l.metadata.id, l.metadata.createdAt, c.serviceRef?.name ?? null, c.userRef?.name ?? null, c.status, serializeLog(l)];
 }
 
 /**

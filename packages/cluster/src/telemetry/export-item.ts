@@ -1,6 +1,8 @@
 /**
- * What the request thread hands to the OTLP worker for one gateway request: plain data (structured-clone
- * friendly). The span's identity is decided on the request thread, where its traceparent went upstream.
+ * What the request thread hands to the OTLP worker for one gateway request. The request thread does the
+ * least it can: the span's identity (decided in onRequest, where its traceparent went upstream), two
+ * timestamps, and the AccessLog JSON text (already redacted). The worker derives everything else —
+ * attributes, span name, status, severity — from that text.
  */
 export interface ExportItem {
   /** The request's span; absent when traces are not exported. */
@@ -10,37 +12,42 @@ export interface ExportItem {
     parentSpanId?: string;
     /** W3C tracestate of the parent, serialized. */
     traceState?: string;
-    /** Parent-based: an unsampled parent keeps the trace unsampled (no span, traceparent still sent). */
+    /** Parent-based: an unsampled parent keeps the trace unsampled (no span; the traceparent still went upstream). */
     sampled: boolean;
-    name: string;
     /** Epoch milliseconds (fractional). */
     startMs: number;
     endMs: number;
-    error?: string;
   };
-  /** The AccessLog as a log record; absent when logs are not exported. */
-  log?: { body: string; severity: 'INFO' | 'WARN'; timeMs: number };
-  attributes: Record<string, string | number | boolean>;
+  /** Emit the AccessLog as a log record (false when only traces are exported). */
+  log: boolean;
+  /** The AccessLog JSON text. */
+  body: string;
 }
 
+type Wire = [traceId: string, spanId: string, parentSpanId: string, traceState: string, sampled: 0 | 1, startMs: number, endMs: number, log: 0 | 1];
+
 /**
- * Items cross to the worker as one string per batch: two lines per item, the item without the log body
- * (JSON), then the body (the AccessLog JSON text, which has no raw newline). Structured clone of many
- * small objects costs several µs per item on the request thread; copying one string costs next to nothing,
- * and the body, already JSON, is not escaped a second time.
+ * Items cross to the worker as one string per batch, two lines per item: a small JSON tuple, then the
+ * AccessLog JSON text (which has no raw newline). Structured clone of many small objects costs several µs
+ * per item on the request thread; one string is copied in one go, and the body is not escaped again.
  */
 export function encodeItem(it: ExportItem): string {
-  if (!it.log) return `${JSON.stringify(it)}\n`;
-  const { body, ...log } = it.log;
-  return `${JSON.stringify({ ...it, log })}\n${body}`;
+  const s = it.span;
+  const wire: Wire = s ? [s.traceId, s.spanId, s.parentSpanId ?? '', s.traceState ?? '', s.sampled ? 1 : 0, s.startMs, s.endMs, it.log ? 1 : 0] : ['', '', '', '', 0, 0, 0, it.log ? 1 : 0];
+  return `${JSON.stringify(wire)}\n${it.body}`;
 }
 
 export function decodeItems(text: string): ExportItem[] {
   const lines = text.split('\n');
   const out: ExportItem[] = [];
   for (let i = 0; i + 1 < lines.length; i += 2) {
-    const it = JSON.parse(lines[i]) as ExportItem;
-    if (it.log) it.log.body = lines[i + 1];
+    const [traceId, spanId, parentSpanId, traceState, sampled, startMs, endMs, log] = JSON.parse(lines[i]) as Wire;
+    const it: ExportItem = { log: log === 1, body: lines[i + 1] };
+    if (traceId) {
+      it.span = { traceId, spanId, sampled: sampled === 1, startMs, endMs };
+      if (parentSpanId) it.span.parentSpanId = parentSpanId;
+      if (traceState) it.span.traceState = traceState;
+    }
     out.push(it);
   }
   return out;

@@ -1,13 +1,15 @@
 /**
  * The OTLP worker thread: runs the OpenTelemetry SDK (tracer and logger providers, bounded batches,
- * OTLP/HTTP exporters) away from the request thread, which only posts plain ExportItems. Record
- * building, JSON encoding and HTTP sends — most of the export cost — happen here.
+ * OTLP/HTTP exporters) away from the request thread, which only posts span ids, times and the AccessLog
+ * JSON. Attributes, record building, JSON encoding and HTTP sends — most of the export cost — happen here.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Context, type SpanContext } from '@opentelemetry/api';
 import { SeverityNumber } from '@opentelemetry/api-logs';
 import { TraceState, millisToHrTime } from '@opentelemetry/core';
 import type { IdGenerator } from '@opentelemetry/sdk-trace-base';
+import type { AccessLog } from '@octelium-ts/shared';
+import { logAttributes, spanAttributes, spanName } from './attributes.js';
 import { decodeItems, type ExportItem, type FromWorker, type ToWorker } from './export-item.js';
 import { createOtlpPipeline } from './otlp.js';
 import type { ResolvedTelemetryOptions } from './options.js';
@@ -33,6 +35,8 @@ const pipe = createOtlpPipeline(
 );
 
 function record(it: ExportItem): void {
+  const log = JSON.parse(it.body) as AccessLog;
+  const attributes = logAttributes(log);
   let logContext: Context = ROOT_CONTEXT;
   const s = it.span;
   if (s) {
@@ -42,8 +46,9 @@ function record(it: ExportItem): void {
       const parent = s.parentSpanId ? trace.setSpanContext(ROOT_CONTEXT, ctxOf(s.parentSpanId, TraceFlags.SAMPLED)) : ROOT_CONTEXT;
       ids.traceId = s.traceId;
       ids.spanId = s.spanId;
-      const span = pipe.tracer.startSpan(s.name, { kind: SpanKind.SERVER, startTime: millisToHrTime(s.startMs), attributes: it.attributes }, parent);
-      if (s.error) span.setStatus({ code: SpanStatusCode.ERROR, message: s.error });
+      const span = pipe.tracer.startSpan(spanName(log, attributes), { kind: SpanKind.SERVER, startTime: millisToHrTime(s.startMs), attributes: spanAttributes(log, attributes) }, parent);
+      const code = log.entry.info.http.response.code;
+      if (code >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: (log.entry.common as { error?: { code?: string } }).error?.code ?? String(code) });
       span.end(millisToHrTime(s.endMs));
       logContext = trace.setSpan(ROOT_CONTEXT, span);
     } else {
@@ -51,20 +56,29 @@ function record(it: ExportItem): void {
     }
   }
   if (!it.log || !pipe.logger) return;
+  const allowed = log.entry.common.status === 'ALLOWED';
   pipe.logger.emit({
     eventName: 'octelium.accesslog',
-    timestamp: millisToHrTime(it.log.timeMs),
-    severityNumber: it.log.severity === 'INFO' ? SeverityNumber.INFO : SeverityNumber.WARN,
-    severityText: it.log.severity,
-    body: it.log.body,
-    attributes: it.attributes,
+    timestamp: new Date(log.metadata.createdAt),
+    severityNumber: allowed ? SeverityNumber.INFO : SeverityNumber.WARN,
+    severityText: allowed ? 'INFO' : 'WARN',
+    body: it.body,
+    attributes,
     context: logContext,
   });
 }
 
 port.on('message', async (m: ToWorker) => {
   if (m.type === 'items') {
-    for (const it of decodeItems(m.text)) record(it);
+    let failed = 0;
+    for (const it of decodeItems(m.text)) {
+      try {
+        record(it);
+      } catch {
+        failed++; // one bad item must not stop the worker
+      }
+    }
+    if (failed) send({ type: 'stats', signal: 'logs', dropped: failed, reason: 'export_failed' });
     send({ type: 'ack', n: m.count });
   } else if (m.type === 'flush') {
     await pipe.flush();

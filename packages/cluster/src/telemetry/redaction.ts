@@ -4,6 +4,7 @@ import type { GatewayContext } from '../gateway/context.js';
 import type { GatewayHooks } from '../gateway/deps.js';
 import type { ResourceStore } from '../store/resource-store.js';
 import { REDACTED, redactPaths } from './json-path.js';
+import { serializeLog } from '../accesslog/serialize.js';
 
 /** Credential headers: their values are scrubbed, and same-named JSON keys redacted, whatever the config says. */
 export const ALWAYS_REDACTED_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-octelium-auth'];
@@ -147,7 +148,14 @@ export class Redactor {
       headerValues(ctx.upstreamHeaders, keys, own);
     }
     const values = own.size ? [...new Set([...this.#secrets, ...own])].sort((a, b) => b.length - a.length) : this.#secrets;
-    return scrub(out, keys, values) as AccessLog;
+    // Fast path: one serialization (reused later by the store and the exporter) shows whether any secret value
+    // or credential-named key occurs at all; usually none does, and the tree walk is skipped.
+    const json = serializeLog(out);
+    const lower = json.toLowerCase();
+    let needed = false;
+    for (const k of keys) if (lower.includes(`"${k}":`)) needed = true;
+    for (const v of values) if (!needed && json.includes(JSON.stringify(v).slice(1, -1))) needed = true;
+    return needed ? (scrub(out, keys, values) as AccessLog) : out;
   };
 
   close(): void {
