@@ -1,6 +1,5 @@
-import { pipeline } from 'node:stream';
-import { request, type Dispatcher } from 'undici';
-import { endToEndHeaders, type TunnelStream } from '@octelium-ts/shared';
+import type { Dispatcher } from 'undici';
+import { endToEndHeaders, forwardStreamAsHTTP, type TunnelStream } from '@octelium-ts/shared';
 import type { AgentConnection } from './agent-conn.js';
 import { isServiceName } from './services.js';
 
@@ -26,33 +25,8 @@ export async function replayPublished(stream: TunnelStream, conn: AgentConnectio
   // Whatever credential the local client sent is not the agent's to forward: the agent's User is the actor.
   const headers = endToEndHeaders(head.headers, ['authorization', 'x-octelium-auth']);
   headers['x-octelium-auth'] = conn.token;
-  if (!head.hasBody) stream.readable.resume();
-
-  // Only a stream that ended abnormally before the response was sent in full aborts the replayed request; a completed
-  // one is left alone (aborting it would be wasted work, and could cut a keep-alive connection).
-  const ac = new AbortController();
-  stream.once('close', () => {
-    if (stream.error && !stream.writable.writableFinished) ac.abort(stream.error);
+  await forwardStreamAsHTTP(stream, url, headers, ctx.dispatcher, (err, phase) => {
+    if (phase === 'request') ctx.log('tunnel: published request failed', { agent: conn.id, service: head.service, error: err.message });
+    return `cluster ${phase} failed: ${err.message}`;
   });
-  try {
-    const res = await request(url, {
-      method: head.method as Dispatcher.HttpMethod,
-      headers,
-      body: head.hasBody ? stream.readable : undefined,
-      signal: ac.signal,
-      dispatcher: ctx.dispatcher,
-    });
-    if (stream.closed) {
-      res.body.destroy();
-      return;
-    }
-    stream.respond({ status: res.statusCode, headers: endToEndHeaders(res.headers) });
-    pipeline(res.body, stream.writable, (err) => {
-      if (err && !stream.closed) stream.reset('UPSTREAM_FAILED', `cluster response failed: ${err.message}`);
-    });
-  } catch (err) {
-    if (stream.closed) return;
-    ctx.log('tunnel: published request failed', { agent: conn.id, service: head.service, error: (err as Error).message });
-    stream.reset('UPSTREAM_FAILED', `cluster request failed: ${(err as Error).message}`);
-  }
 }

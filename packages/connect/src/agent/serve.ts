@@ -1,6 +1,5 @@
-import { pipeline } from 'node:stream';
-import { request, type Dispatcher } from 'undici';
-import { endToEndHeaders, joinUpstreamURL, normalizeUpstreamURL, type TunnelStream } from '@octelium-ts/shared';
+import type { Dispatcher } from 'undici';
+import { endToEndHeaders, forwardStreamAsHTTP, joinUpstreamURL, normalizeUpstreamURL, type TunnelStream } from '@octelium-ts/shared';
 
 export interface ServeContext {
   /** Service → upstream URLs this agent was told it may dial (from WELCOME / SERVICES). */
@@ -34,38 +33,11 @@ export async function serveStream(stream: TunnelStream, ctx: ServeContext): Prom
   } catch (err) {
     return stream.reset('REFUSED', (err as Error).message);
   }
-  if (!head.hasBody) stream.readable.resume();
-
-  // A RESET from the hub (client gone), a local stream error or a lost connection aborts the local request, which
-  // closes its socket. A stream that completed normally (`error` unset), or whose response had already been sent in
-  // full, leaves the request alone: it is finished, and its keep-alive connection is reused.
-  const ac = new AbortController();
-  stream.once('close', () => {
-    if (stream.error && !stream.writable.writableFinished) ac.abort(stream.error);
-  });
-  try {
-    const res = await request(target, {
-      method: head.method as Dispatcher.HttpMethod,
-      headers: endToEndHeaders(head.headers),
-      body: head.hasBody ? stream.readable : undefined,
-      signal: ac.signal,
-      dispatcher: ctx.dispatcher,
-    });
-    if (stream.closed) {
-      res.body.destroy();
-      return;
-    }
-    stream.respond({ status: res.statusCode, headers: endToEndHeaders(res.headers) });
-    // Chunk by chunk: an SSE event written upstream goes out as DATA as soon as undici hands it over.
-    pipeline(res.body, stream.writable, (err) => {
-      if (err && !stream.closed) stream.reset('UPSTREAM_FAILED', `upstream response failed: ${err.message}`);
-    });
-  } catch (err) {
-    if (stream.closed) return;
-    const e = err as Error & { code?: string };
+  await forwardStreamAsHTTP(stream, target, endToEndHeaders(head.headers), ctx.dispatcher, (e, phase) => {
+    if (phase === 'response') return `upstream response failed: ${e.message}`;
     const msg = e.message || e.code || 'request failed';
     const reason = `${target}: ${msg}${e.code && !msg.includes(e.code) ? ` (${e.code})` : ''}`;
     ctx.log('upstream request failed', { service: head.service, error: reason });
-    stream.reset('UPSTREAM_FAILED', reason);
-  }
+    return reason;
+  });
 }

@@ -1,4 +1,7 @@
+import { pipeline } from 'node:stream';
+import { request, type Dispatcher } from 'undici';
 import type { HeaderMap } from './frames.js';
+import type { TunnelStream } from './stream.js';
 
 /**
  * Hop-by-hop headers describe one TCP connection, not the exchange, so they never cross the tunnel (RFC 9110 §7.6.1).
@@ -67,4 +70,47 @@ export function joinUpstreamURL(upstreamURL: string, pathAndQuery: string): stri
   const target = new URL(`${base.protocol}//${base.host}${basePath}${pathAndQuery}`);
   if (target.origin !== base.origin) throw new Error(`request path escapes the upstream origin: ${pathAndQuery}`);
   return target.href;
+}
+
+/**
+ * Sends a tunnel stream's request as an HTTP request to `url` and streams the response back into the stream —
+ * the one job both ends of the tunnel do (the agent dialling an upstream it serves, the hub replaying a published
+ * request on its own listener). Only a stream that ended abnormally before its response was sent in full aborts the
+ * request; a completed one is left alone (aborting it is wasted work and can cut a keep-alive connection).
+ * `describeError` turns a failure into the RESET reason (and logs it, as the caller sees fit).
+ */
+export async function forwardStreamAsHTTP(
+  stream: TunnelStream,
+  url: string,
+  headers: HeaderMap,
+  dispatcher: Dispatcher,
+  describeError: (err: Error & { code?: string }, phase: 'request' | 'response') => string,
+): Promise<void> {
+  const head = stream.requestHead;
+  if (!head.hasBody) stream.readable.resume();
+  const ac = new AbortController();
+  stream.once('close', () => {
+    if (stream.error && !stream.writable.writableFinished) ac.abort(stream.error);
+  });
+  try {
+    const res = await request(url, {
+      method: head.method as Dispatcher.HttpMethod,
+      headers,
+      body: head.hasBody ? stream.readable : undefined,
+      signal: ac.signal,
+      dispatcher,
+    });
+    if (stream.closed) {
+      res.body.destroy();
+      return;
+    }
+    stream.respond({ status: res.statusCode, headers: endToEndHeaders(res.headers) });
+    // Chunk by chunk: an SSE event goes out as DATA as soon as undici hands it over.
+    pipeline(res.body, stream.writable, (err) => {
+      if (err && !stream.closed) stream.reset('UPSTREAM_FAILED', describeError(err, 'response'));
+    });
+  } catch (err) {
+    if (stream.closed) return;
+    stream.reset('UPSTREAM_FAILED', describeError(err as Error, 'request'));
+  }
 }
