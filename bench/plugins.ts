@@ -6,10 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseManifests, type Resource } from '@octelium-ts/shared';
-import type { RequestFacts } from '../packages/cluster/src/gateway/request-facts.js';
 import { LuaPluginHost, type LuaRequestState } from '../packages/cluster/src/plugins/lua/index.js';
+import { mcpRequestFacts } from './lib/facts.js';
 
-const SEED = fileURLToPath(new URL('../packages/cluster/test/fixtures/05-lua-plugin.yaml', import.meta.url));
+const SEED = fileURLToPath(new URL('../packages/cluster/test/fixtures/seed/05-lua-plugin.yaml', import.meta.url));
 
 /** The seed Service as `apply` would store it (validated, defaults filled in). */
 function seedService(): Resource {
@@ -19,23 +19,6 @@ function seedService(): Resource {
   return { ...doc, metadata: { ...doc.metadata, uid: 'svc-uid-1', resourceVersion: '1' } };
 }
 
-function facts(service: Resource, user: Resource): RequestFacts {
-  return {
-    service,
-    user,
-    request: {
-      http: {
-        method: 'POST',
-        path: '/mcp',
-        uri: '/mcp',
-        scheme: 'https',
-        host: 'my-mcp.example.com',
-        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': 'abc123' },
-        query: {},
-      },
-    },
-  };
-}
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
@@ -68,7 +51,7 @@ export async function runPluginsBench(iterations = 20_000): Promise<PluginsBench
     metadata: { name: 'alice', uid: '5b6c1d7e-0f5a-4e39-9d0c-6f0e4b2f9a10' },
     spec: { type: 'HUMAN', email: 'alice@example.com', groups: ['dev'] },
   };
-  const ctx = facts(service, user);
+  const ctx = mcpRequestFacts(service, user);
   const key = `${service.metadata.uid}/${service.metadata.resourceVersion}/check-inputs`;
   // Bodies as they arrive: a few shapes so both clamping branches and the rename run.
   const bodies = Array.from({ length: 64 }, (_, i) =>

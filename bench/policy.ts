@@ -9,8 +9,8 @@ import { pathToFileURL } from 'node:url';
 import { validateResource, type Resource } from '@octelium-ts/shared';
 import { openDatabase } from '../packages/cluster/src/store/db.js';
 import { ResourceStore } from '../packages/cluster/src/store/resource-store.js';
-import type { RequestFacts } from '../packages/cluster/src/gateway/request-facts.js';
 import { BUILTIN_POLICIES, PolicyEngine } from '../packages/cluster/src/policy/index.js';
+import { mcpRequestFacts } from './lib/facts.js';
 
 const B = 'ctx.request.http.bodyMap';
 const RULES = [
@@ -53,24 +53,6 @@ function setup(): { engine: PolicyEngine; service: Resource; user: Resource } {
   return { engine: new PolicyEngine(store), service, user };
 }
 
-function facts(service: Resource, user: Resource, bodyMap: unknown): RequestFacts {
-  return {
-    service,
-    user,
-    request: {
-      http: {
-        method: 'POST',
-        path: '/mcp',
-        uri: '/mcp',
-        scheme: 'https',
-        host: 'my-mcp.example.com',
-        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': 'abc123' },
-        query: {},
-        bodyMap,
-      },
-    },
-  };
-}
 
 function timeIt(iterations: number, fn: (i: number) => void): number {
   const start = process.hrtime.bigint();
@@ -86,20 +68,20 @@ export function runPolicyBench(iterations = 200_000): PolicyBenchResult {
   const bodies = Array.from({ length: 1024 }, (_, i) => JSON.parse(JSON.stringify({ jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: i % 2 ? 'add' : 'subtract', arguments: { a: i % 7 === 0 ? 4.5 : i % 900, b: 2000 + i } } })));
   const denied = JSON.parse('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add","arguments":{"a":5000,"b":2000}}}');
 
-  const check = engine.explain(facts(service, user, bodies[1]));
+  const check = engine.explain(mcpRequestFacts(service, user, bodies[1]));
   if (!check.allowed || check.rules.length !== RULES.length || check.rules.some((r) => r.error)) throw new Error(`bench setup is wrong: ${JSON.stringify(check)}`);
-  if (engine.authorize(facts(service, user, denied)).allowed) throw new Error('bench setup is wrong: a=5000 must be denied');
+  if (engine.authorize(mcpRequestFacts(service, user, denied)).allowed) throw new Error('bench setup is wrong: a=5000 must be denied');
 
   const fresh = (i: number) => {
     // A new RequestFacts per request, as in the gateway: the ctx (incl. bodyMap conversion) is rebuilt.
-    if (!engine.authorize(facts(service, user, bodies[i & 1023])).allowed) throw new Error('unexpected deny');
+    if (!engine.authorize(mcpRequestFacts(service, user, bodies[i & 1023])).allowed) throw new Error('unexpected deny');
   };
-  const same = facts(service, user, bodies[3]);
+  const same = mcpRequestFacts(service, user, bodies[3]);
   const memo = () => {
     if (!engine.authorize(same).allowed) throw new Error('unexpected deny');
   };
   const deny = () => {
-    if (engine.authorize(facts(service, user, denied)).allowed) throw new Error('unexpected allow');
+    if (engine.authorize(mcpRequestFacts(service, user, denied)).allowed) throw new Error('unexpected allow');
   };
 
   // Warm-up: let V8 optimise the engine and cel-js paths before measuring.
