@@ -77,6 +77,8 @@ before(async () => {
       luaPlugin('lua-loop', 'function onRequest(ctx)\n  while true do end\nend'),
       luaPlugin('lua-os', 'function onRequest(ctx)\n  os.execute("touch /tmp/pwned")\nend'),
       luaPlugin('lua-resp', 'function onRequest(ctx) end\nfunction onResponse(ctx)\n  local b = json.decode(octelium.resp.getResponseBody())\n  b.rewritten = true\n  octelium.resp.setResponseBody(json.encode(b))\nend'),
+      // Written b-then-a; `phase` runs a (1) before b (2): /x → /a/x → /b/a/x.
+      service('phased', { config: { upstream: { url: echo.url }, http: { plugins: [{ name: 'b', phase: 2, path: { addPrefix: '/b' } }, { name: 'a', phase: 1, path: { addPrefix: '/a' } }] } } }),
       service('edits', {
         config: {
           upstream: { url: echo.url },
@@ -183,5 +185,7 @@ describe('ExtProc, direct and path plugins', () => {
     assert.deepEqual(await blocked.body.json(), { error: 'forbidden' });
     const rewritten = await request(`${tc.cluster.url}/svc/edits/v1/tools?x=1`, { headers: { authorization: `Bearer ${token}` } });
     assert.deepEqual(await rewritten.body.json(), { path: '/api/tools?x=1' });
+    const phased = await request(`${tc.cluster.url}/svc/phased/x`, { headers: { authorization: `Bearer ${token}` } });
+    assert.deepEqual(await phased.body.json(), { path: '/b/a/x' });
   });
 });
