@@ -33,8 +33,6 @@ export interface ClusterOptions {
   port?: number;
   /** Public host name; the port is appended when it is not 80/443. */
   domain?: string;
-  /** Print the human start-up lines (the CLI does; tests do not). */
-  quiet?: boolean;
   /** On close, how long in-flight requests (open SSE streams included) may take before they are cut; default 5 s. */
   shutdownGraceMs?: number;
   /** OTLP export, redaction, response capture, /metrics (docs/visibility.md); OTEL_EXPORTER_OTLP_ENDPOINT is honoured. */

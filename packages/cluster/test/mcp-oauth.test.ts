@@ -277,7 +277,7 @@ describe('MCP authorization: Client ID Metadata Documents', () => {
       });
       await new Promise<void>((r) => docServer!.listen(0, '127.0.0.1', r));
       docUrl = `http://127.0.0.1:${(docServer.address() as AddressInfo).port}/client.json`;
-      cluster = await startCluster({ dataDir, port: 0, quiet: true, oauth: { cimdAllowLoopbackHttp: true } });
+      cluster = await startCluster({ dataDir, port: 0, oauth: { cimdAllowLoopbackHttp: true } });
       const u = new URL(`${cluster.url}/oauth2/authorize`);
       for (const [k, v] of Object.entries({ response_type: 'code', client_id: docUrl, redirect_uri: 'http://127.0.0.1:9/cimd-cb', code_challenge: 'CrlVwe1WSHWuTQYh3iczmx3aS-faRx6C92k9_hNxl4A', code_challenge_method: 'S256' })) u.searchParams.set(k, v);
       const page = await fetch(u);

@@ -8,7 +8,7 @@ import { tempDir, type TestCluster } from './helpers/testing.js';
 /** startTestCluster, with ClusterOptions.telemetry. */
 export async function startTelemetryCluster(telemetry: TelemetryOptions): Promise<TestCluster> {
   const dataDir = tempDir();
-  const cluster = await startCluster({ dataDir, port: 0, quiet: true, telemetry });
+  const cluster = await startCluster({ dataDir, port: 0, telemetry });
   const api = new ApiClient({ domain: cluster.domain });
   api.accessToken = (await api.login(cluster.bootstrapToken!)).accessToken;
   return {

@@ -22,7 +22,7 @@ export interface TestCluster { cluster: Cluster; api: ApiClient; adminToken: str
 /** An in-process cluster on an ephemeral port with a real SQLite file, and an admin API client. */
 export async function startTestCluster(opts: { dataDir?: string } = {}): Promise<TestCluster> {
   const dataDir = opts.dataDir ?? tempDir();
-  const cluster = await startCluster({ dataDir, port: 0, quiet: true, shutdownGraceMs: 500 });
+  const cluster = await startCluster({ dataDir, port: 0, shutdownGraceMs: 500 });
   const api = new ApiClient({ domain: cluster.domain });
   const authToken = cluster.bootstrapToken ?? readFileSync(join(dataDir, 'bootstrap-token'), 'utf8').trim();
   api.accessToken = (await api.login(authToken)).accessToken;
