@@ -16,6 +16,8 @@ export interface LoadJob {
   connections: number;
   durationS: number;
   warmupS?: number;
+  /** Send exactly this many requests, then stop once all are answered (durationS is ignored): nothing is cut off. */
+  amount?: number;
 }
 
 export interface LoadResult {
@@ -38,14 +40,14 @@ function once(job: LoadJob, durationS: number, onResponse?: (status: number, ms:
   return new Promise((resolve, reject) => {
     const inst = autocannon({
       url: job.url, method: job.method ?? 'POST', headers: job.headers, body: job.body,
-      connections: job.connections, pipelining: 1, duration: durationS, timeout: 10,
+      connections: job.connections, pipelining: 1, duration: durationS, timeout: 10, ...(job.amount ? { amount: job.amount } : {}),
     }, (err: Error | null, r: { errors: number; timeouts: number }) => (err ? reject(err) : resolve(r)));
     if (onResponse) inst.on('response', (_c: unknown, status: number, _bytes: number, ms: number) => onResponse(status, ms));
   });
 }
 
 async function run(job: LoadJob): Promise<LoadResult> {
-  if (job.warmupS) await once(job, job.warmupS);
+  if (job.warmupS) await once({ ...job, amount: undefined }, job.warmupS);
   const lat: number[] = [];
   let non2xx = 0;
   const statuses: Record<string, number> = {};
@@ -61,7 +63,7 @@ async function run(job: LoadJob): Promise<LoadResult> {
   lat.sort((a, b) => a - b);
   return {
     requests: lat.length,
-    rps: lat.length / Math.min(seconds, job.durationS),
+    rps: lat.length / (job.amount ? seconds : Math.min(seconds, job.durationS)),
     p50: percentile(lat, 0.5),
     p90: percentile(lat, 0.9),
     p99: percentile(lat, 0.99),

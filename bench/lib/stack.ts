@@ -59,6 +59,8 @@ export interface Stack {
   peers: Record<string, string>;
   /** Targets against the MCP SDK server (when `sdk`). */
   sdkTargets: Target[];
+  /** The tunnel agent process of scenario (d), when it connected (IPC `stats`). */
+  agent?: Child;
   stop(): Promise<void>;
 }
 
@@ -142,7 +144,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   }
 
   return {
-    targets, cluster, upstream, token: gw.token, skipped, peers, sdkTargets,
+    targets, cluster, upstream, token: gw.token, skipped, peers, sdkTargets, agent,
     stop: async () => {
       for (const s of stops.reverse()) await s().catch(() => undefined);
       await cluster.stop();

@@ -6,6 +6,8 @@
  *   POST /mcp            → JSON response     {"jsonrpc":"2.0","id":…,"result":{"content":[{"type":"text","text":"a+b"}]}}
  *   POST /mcp-sse        → SSE response      one `event: message` carrying the same JSON-RPC response, then end
  *   GET  (accept SSE)    → idle SSE stream   a priming event at once, then nothing until the client leaves
+ *   GET  /big?bytes=N    → N bytes of application/octet-stream, streamed in 64 KiB chunks (chunked encoding, no
+ *                          content-length), written as fast as the reader drains them (bench/tunnel.ts MB/s)
  *
  * Usage (as a child): node --import tsx bench/lib/upstream-server.ts [--ports N] [--sdk]
  */
@@ -37,8 +39,32 @@ function answer(raw: string): string {
   return JSON.stringify({ jsonrpc: '2.0', id: msg.id ?? null, result: {} });
 }
 
+const BIG_CHUNK = Buffer.alloc(64 * 1024, 'x');
+
+/** GET /big?bytes=N: a streamed bulk response, honouring backpressure. */
+function big(req: IncomingMessage, res: ServerResponse): void {
+  const bytes = Math.max(0, Number(new URL(req.url ?? '/', 'http://x').searchParams.get('bytes') ?? 10 * 1024 * 1024) || 0);
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' });
+  req.resume();
+  let left = bytes;
+  const pump = (): void => {
+    while (left > 0) {
+      const n = Math.min(left, BIG_CHUNK.length);
+      left -= n;
+      if (!res.write(n === BIG_CHUNK.length ? BIG_CHUNK : BIG_CHUNK.subarray(0, n))) {
+        res.once('drain', pump);
+        return;
+      }
+    }
+    res.end();
+  };
+  res.once('close', () => res.off('drain', pump));
+  pump();
+}
+
 function handle(req: IncomingMessage, res: ServerResponse): void {
   requests++;
+  if (req.method === 'GET' && req.url?.startsWith('/big')) return big(req, res);
   if (req.method === 'GET') {
     // An idle MCP stream (GET /mcp): priming event now, then silence; ends when the client goes away.
     openStreams++;
