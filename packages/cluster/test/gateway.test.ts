@@ -286,6 +286,16 @@ describe('gateway errors: status + JSON-RPC body with the request id', () => {
   });
 });
 
+test('a client that gives up before the upstream answers is logged as 499, not as an upstream failure', async () => {
+  const ac = new AbortController();
+  setTimeout(() => ac.abort(), 100);
+  await assert.rejects(request(`${tc.cluster.url}/svc/slow/mcp`, { method: 'POST', headers: { authorization: `Bearer ${aliceToken}`, 'content-type': 'application/json' }, body: rpc(31, 'tools/list'), signal: ac.signal }));
+  await new Promise((r) => setTimeout(r, 100));
+  const last = (await logsOf('slow')).at(-1)!;
+  assert.equal(last.entry.info.http.response.code, 499);
+  assert.equal(last.entry.common.status, 'ALLOWED');
+});
+
 describe('policies through the gateway', () => {
   test('seed policy: add a=4 allowed, a=5000 denied with 403 + JSON-RPC error + DENIED AccessLog', async () => {
     const client = await mcpClient('guarded', aliceToken);

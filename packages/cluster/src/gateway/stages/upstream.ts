@@ -63,6 +63,8 @@ export function upstreamStage(deps: GatewayDeps) {
         response = { statusCode: r.statusCode, headers: r.headers, body: r.body };
       }
     } catch (err) {
+      // The client went away: not an upstream failure. The pipeline logs it as 499 (client closed request).
+      if (ctx.abort.signal.aborted) throw err;
       throw upstreamError(err, timeoutMs);
     }
     await sendUpstreamResponse(ctx, response);
