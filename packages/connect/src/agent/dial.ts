@@ -61,6 +61,10 @@ export async function dialTunnel(opts: DialOptions): Promise<TunnelSession> {
     perMessageDeflate: false,
     maxPayload: MAX_FRAME_BYTES,
     handshakeTimeout: timeoutMs,
+    // RFC 6455 masking protects intermediaries from *browser* scripts choosing payload bytes; this agent is not a
+    // browser and production tunnels are wss://. An all-zero key lets ws skip the per-byte XOR, which was 35–64 % of
+    // tunnel CPU on bulk transfers without bufferutil (docs/performance.md, T2).
+    generateMask: (mask: Buffer) => void mask.fill(0),
   });
   let httpFailure: DialError | undefined;
   ws.on('unexpected-response', (_req: unknown, res: IncomingMessage) => {
