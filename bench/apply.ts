@@ -7,26 +7,12 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runBin, startTestCluster, tempDir } from '@octelium-ts/cluster/testing';
+import { yamlOf } from './lib/control-plane.js';
 
 const count = Number(process.argv[2] ?? 1000);
 const tc = await startTestCluster();
 const file = join(tempDir(), 'services.yaml');
-writeFileSync(file, Array.from({ length: count }, (_, i) => `kind: Service
-metadata:
-  name: svc-${i}
-spec:
-  mode: HTTP
-  isPublic: true
-  config:
-    upstream: {url: "http://127.0.0.1:${10000 + (i % 50000)}"}
-    http: {enableRequestBuffering: true, body: {mode: JSON, maxRequestSize: 100000}}
-  authorization:
-    inlinePolicies:
-      - spec:
-          rules:
-            - effect: ALLOW
-              condition: {match: 'ctx.request.http.bodyMap.params.name in ["add", "subtract"]'}
-`).join('---\n'));
+writeFileSync(file, yamlOf('svc', count));
 const env = { OCTELIUM_DOMAIN: tc.cluster.domain, OCTELIUM_ACCESS_TOKEN: tc.adminToken };
 
 async function timed(label: string): Promise<number> {

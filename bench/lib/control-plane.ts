@@ -25,8 +25,8 @@ function services(prefix: string, count: number): Resource[] {
   }) as Resource);
 }
 
-function yamlOf(prefix: string, count: number): string {
-  // Same shape as bench/apply.ts: one multi-document YAML file.
+/** `count` Services with the seed's buffering + CEL policy, as one multi-document YAML file (also bench/apply.ts). */
+export function yamlOf(prefix: string, count: number): string {
   return Array.from({ length: count }, (_, i) => `kind: Service
 metadata:
   name: ${prefix}-${i}
