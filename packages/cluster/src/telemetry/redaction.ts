@@ -78,6 +78,22 @@ function scrub(node: unknown, keys: ReadonlySet<string>, values: readonly string
  *      (incoming and upstream-injected), scrubbed from every string of the log (URI, bodies, messages).
  * Secret values are kept in a set refreshed from the store's change feed, so a request never lists Secrets.
  */
+const keyPatterns = new Map<string, RegExp>();
+/**
+ * One case-insensitive regex per key set: finds `"authorization":`-like keys in one pass without a lower-cased
+ * copy of the log. Cached by content, since per-Service key sets are rebuilt per request.
+ */
+function keyPattern(keys: ReadonlySet<string>): RegExp {
+  const id = [...keys].join('\n');
+  let re = keyPatterns.get(id);
+  if (!re) {
+    if (keyPatterns.size > 1000) keyPatterns.clear();
+    re = new RegExp(`"(?:${[...keys].map((k) => k.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})":`, 'i');
+    keyPatterns.set(id, re);
+  }
+  return re;
+}
+
 export class Redactor {
   #secrets: string[] = [];
   readonly #unwatch: () => void;
@@ -151,10 +167,7 @@ export class Redactor {
     // Fast path: one serialization (reused later by the store and the exporter) shows whether any secret value
     // or credential-named key occurs at all; usually none does, and the tree walk is skipped.
     const json = serializeLog(out);
-    const lower = json.toLowerCase();
-    let needed = false;
-    for (const k of keys) if (lower.includes(`"${k}":`)) needed = true;
-    for (const v of values) if (!needed && json.includes(JSON.stringify(v).slice(1, -1))) needed = true;
+    const needed = keyPattern(keys).test(json) || values.some((v) => json.includes(JSON.stringify(v).slice(1, -1)));
     return needed ? (scrub(out, keys, values) as AccessLog) : out;
   };
 
