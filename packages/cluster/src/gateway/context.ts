@@ -43,6 +43,8 @@ export interface GatewayContext {
   /** Buffered request body (enableRequestBuffering), possibly rewritten by plugins. */
   body?: Buffer;
   bodyMap?: unknown;
+  /** The small JSON body parsed for its JSON-RPC id even when the Service does not expose bodyMap (parse once). */
+  parsedBody?: unknown;
   /** JSON-RPC `id` of the request, when it was one (for JSON-RPC-shaped error bodies). */
   jsonRpcId?: string | number | null;
   facts?: RequestFacts;

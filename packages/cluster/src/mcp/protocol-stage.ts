@@ -15,6 +15,7 @@ import { syntheticFacts, Visibility, type Primitive } from './visibility.js';
 /** The JSON-RPC body of an MCP POST, read whole if the buffer stage left it streaming, and parsed. */
 async function parseBody(ctx: GatewayContext): Promise<unknown> {
   if (ctx.bodyMap !== undefined) return ctx.bodyMap;
+  if (ctx.parsedBody !== undefined) return (ctx.bodyMap = ctx.parsedBody); // already parsed by the buffer stage
   ctx.body ??= await readLimited(ctx, ctx.config?.http?.body?.maxRequestSize ?? DEFAULT_MAX_REQUEST_SIZE);
   if (!ctx.body.length) return undefined;
   try {

@@ -37,7 +37,8 @@ export async function bufferStage(ctx: GatewayContext): Promise<void> {
     if (!isSmallJson(ctx)) return;
     ctx.body = await readLimited(ctx, SMALL_JSON);
     try {
-      ctx.jsonRpcId = jsonRpcIdOf(JSON.parse(ctx.body.toString('utf8')));
+      ctx.parsedBody = JSON.parse(ctx.body.toString('utf8'));
+      ctx.jsonRpcId = jsonRpcIdOf(ctx.parsedBody);
     } catch {
       /* not JSON after all: forwarded as is */
     }
