@@ -31,6 +31,8 @@ describe('octeliumctl apply', () => {
     assert.match(r.stderr, /user "mcp-01", which does not exist yet/);
     const svc = await tc.api.get('Service', 'my-mcp');
     assert.equal((svc.spec as { config: { upstream: { user: string } } }).config.upstream.user, 'mcp-01');
+    assert.deepEqual(svc.status?.pendingRefs, ['user/mcp-01']);
+    assert.match((await ctl(['get', 'svc', 'my-mcp'])).stdout, /^my-mcp\s+HTTP\s+true\s+.*Pending \(user\/mcp-01\)/m);
   });
 
   test('a directory (recursive) and stdin, multi-document', async () => {

@@ -127,6 +127,8 @@ export const KINDS: Record<KindName, KindDef> = {
       { header: 'MODE', get: (r) => (r.spec as ServiceSpecT).mode },
       { header: 'PUBLIC', get: (r) => Boolean((r.spec as ServiceSpecT).isPublic) },
       { header: 'UPSTREAM', get: (r) => serviceUpstreamSummary(r.spec as ServiceSpecT) },
+      // The API reports references that do not resolve yet (e.g. upstream.user before the User exists).
+      { header: 'STATE', get: (r) => ((r.status as { pendingRefs?: string[] } | undefined)?.pendingRefs?.length ? `Pending (${(r.status as { pendingRefs: string[] }).pendingRefs.join(', ')})` : 'Ready') },
       { header: 'AGE', get: age },
     ],
     refs: (r) => {

@@ -46,6 +46,13 @@ export function createApiHandler(deps: ApiDeps) {
     if (!identity.isAdmin(p.user)) throw new OcteliumError('PERMISSION_DENIED', `user "${p.user.metadata.name}" is not an admin (member of group octelium-admins)`);
   }
 
+  /** What a read returns: the public view plus `status.pendingRefs`, the references that do not resolve yet. */
+  function readView(r: Resource): Resource {
+    const view = publicView(r);
+    const pending = store.missingRefs(r).map((ref) => `${ref.kind.toLowerCase()}/${ref.name}`);
+    return pending.length ? { ...view, status: { ...view.status, pendingRefs: pending } } : view;
+  }
+
   async function kindRoute(def: KindDef, name: string | undefined, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const method = req.method ?? 'GET';
     if (method === 'GET' && !name) {
@@ -56,9 +63,9 @@ export function createApiHandler(deps: ApiDeps) {
       const ns = url.searchParams.get('namespace');
       if (ns && def.kind === 'Service') items = items.filter((r) => (r.metadata.name.split('.')[1] ?? 'default') === ns);
       items.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
-      return sendJSON(res, 200, { items: items.map(publicView) });
+      return sendJSON(res, 200, { items: items.map(readView) });
     }
-    if (method === 'GET' && name) return sendJSON(res, 200, publicView(store.mustGet(def.kind, name)));
+    if (method === 'GET' && name) return sendJSON(res, 200, readView(store.mustGet(def.kind, name)));
     if (method === 'DELETE' && name) return sendJSON(res, 200, publicView(deleteResource(store, def.kind, name)));
     if (def.readOnly) throw new OcteliumError('INVALID_ARGUMENT', `${def.kind} resources are created by the cluster, not through the API`);
     if (method === 'POST' && !name) {
