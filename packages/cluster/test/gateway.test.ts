@@ -4,7 +4,7 @@ import { request } from 'undici';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { AccessLog } from '@octelium-ts/shared';
-import { oauth2Token, service, startDemoMcpServer, startTestCluster, user, type TestCluster } from './helpers/testing.js';
+import { oauth2Token, readSseArrivals, service, startDemoMcpServer, startTestCluster, user, type TestCluster } from './helpers/testing.js';
 import { startUpstream, type TestUpstream } from './helpers/upstreams.js';
 
 type Demo = Awaited<ReturnType<typeof startDemoMcpServer>>;
@@ -210,18 +210,9 @@ describe('streaming', () => {
     const res = await request(`${tc.cluster.url}/svc/ticker/events`, { headers: { authorization: `Bearer ${aliceToken}` }, signal: ac.signal });
     assert.equal(res.statusCode, 200);
     assert.match(String(res.headers['content-type']), /text\/event-stream/);
-    let buf = '';
-    const lags: number[] = [];
-    for await (const chunk of res.body) {
-      buf += chunk;
-      let i;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        const data = JSON.parse(buf.slice(0, i).split('\n').find((l) => l.startsWith('data: '))!.slice(6)) as { at: number };
-        buf = buf.slice(i + 2);
-        lags.push(Date.now() - data.at);
-      }
-      if (lags.length >= 4) break;
-    }
+    const events = await readSseArrivals(res.body, 4);
+    const lags = events.map((e) => e.at - (JSON.parse(e.data) as { at: number }).at);
+    assert.equal(lags.length, 4);
     // Each event arrived well before the next one was emitted (200 ms later): nothing was buffered.
     for (const lag of lags) assert.ok(lag < 150, `event lag ${lag} ms`);
     const abortedAt = Date.now();

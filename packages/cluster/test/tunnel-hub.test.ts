@@ -12,6 +12,7 @@ import {
 } from '@octelium-ts/shared';
 import { TunnelHub, type TunnelHubOptions } from '../src/tunnel/index.js';
 import type { Principal } from '../src/auth/principal.js';
+import { readSseArrivals } from './helpers/testing.js';
 import { startAgent, type AgentHandle, type AgentOptions, type AgentState } from '../../connect/src/agent/index.js';
 
 // ---------- fixture: an upstream on "the agent's host", and a minimal cluster (ws upgrade + a gateway calling dispatch)
@@ -268,16 +269,7 @@ test('SSE flows event by event: each event arrives before the next is emitted', 
     const res = await request(`${w.cluster.url}/svc/my-mcp/sse`, { headers: { accept: 'text/event-stream' } });
     assert.equal(res.statusCode, 200);
     assert.equal(res.headers['content-type'], 'text/event-stream');
-    const arrivals: number[] = [];
-    let buf = '';
-    for await (const chunk of res.body) {
-      buf += chunk.toString();
-      let i;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        buf = buf.slice(i + 2);
-        arrivals.push(Date.now());
-      }
-    }
+    const arrivals = (await readSseArrivals(res.body)).map((e) => e.at);
     const emits = w.up.stats.sseEmits;
     assert.equal(arrivals.length, 5);
     assert.equal(emits.length, 5);

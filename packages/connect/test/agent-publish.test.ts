@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import type { Resource } from '@octelium-ts/shared';
+import { readSseArrivals } from '@octelium-ts/cluster/testing';
 import { TunnelHub } from '../../cluster/src/tunnel/index.js';
 import { startAgent, type AgentHandle, type AgentState } from '../src/agent/index.js';
 
@@ -166,16 +167,7 @@ test('SSE on a published port arrives event by event', async () => {
     await waitState(agent, (s) => s.state === 'connected');
     const res = await request(`${base}/sse`);
     assert.equal(res.headers['content-type'], 'text/event-stream');
-    const arrivals: number[] = [];
-    let buf = '';
-    for await (const c of res.body) {
-      buf += c.toString();
-      let i;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        buf = buf.slice(i + 2);
-        arrivals.push(Date.now());
-      }
-    }
+    const arrivals = (await readSseArrivals(res.body)).map((e) => e.at);
     const emits = sseEmits.at(-1)!;
     assert.equal(arrivals.length, 4);
     for (let i = 0; i < 3; i++) assert.ok(arrivals[i] < emits[i + 1], `event ${i} arrived after event ${i + 1} was emitted`);

@@ -35,6 +35,28 @@ export async function startTestCluster(opts: { dataDir?: string } = {}): Promise
   };
 }
 
+export interface SseArrival { at: number; data: string }
+
+/**
+ * Reads an SSE body event by event (until it ends, or after `max` events), recording when each one arrived —
+ * the measurement behind every "not buffered" test.
+ */
+export async function readSseArrivals(body: AsyncIterable<Buffer | string>, max = Infinity): Promise<SseArrival[]> {
+  const out: SseArrival[] = [];
+  let buf = '';
+  for await (const chunk of body) {
+    buf += chunk.toString();
+    let i;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const event = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      out.push({ at: Date.now(), data: event.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n') });
+    }
+    if (out.length >= max) break;
+  }
+  return out;
+}
+
 export interface CliResult { code: number; stdout: string; stderr: string }
 
 /** Runs a CLI binary from the repo's node_modules/.bin as a real child process. */
