@@ -18,6 +18,14 @@ export const ErrorCodes = {
   /** A plugin stopped the request on purpose (Lua `octelium.req.exit(code)`, a direct response …). */
   PLUGIN_EXIT: { code: 'OCT_ERR_PLUGIN_EXIT', status: 403 },
   INVALID_JSON: { code: 'OCT_ERR_INVALID_JSON', status: 400 },
+  /** Not a valid origin-form request target: bad percent-encoding, `//`, NUL, a path above the Service root … */
+  INVALID_REQUEST_TARGET: { code: 'OCT_ERR_INVALID_REQUEST_TARGET', status: 400 },
+  /** The client sent the request too slowly (slowloris): headers or body did not arrive in time. */
+  REQUEST_TIMEOUT: { code: 'OCT_ERR_REQUEST_TIMEOUT', status: 408 },
+  URI_TOO_LONG: { code: 'OCT_ERR_URI_TOO_LONG', status: 414 },
+  HEADERS_TOO_LARGE: { code: 'OCT_ERR_HEADERS_TOO_LARGE', status: 431 },
+  /** A per-user or per-address limit (concurrent requests, registrations) was reached; retry later. */
+  RATE_LIMITED: { code: 'OCT_ERR_RATE_LIMITED', status: 429 },
   SERVICE_NOT_PUBLIC: { code: 'OCT_ERR_SERVICE_NOT_PUBLIC', status: 403 },
   UPSTREAM_FAILED: { code: 'OCT_ERR_UPSTREAM_FAILED', status: 502 },
   UPSTREAM_NOT_CONNECTED: { code: 'OCT_ERR_UPSTREAM_NOT_CONNECTED', status: 503 },
