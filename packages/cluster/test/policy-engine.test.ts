@@ -156,16 +156,22 @@ describe('seed fixture 04-l7-policy.yaml', () => {
     }
   });
 
-  test('missing arguments / missing body / wrong types are non-matches (denied), with the error reported', (t) => {
+  test('missing arguments / missing body are plain non-matches (no error, the missing key reported); wrong types are errors', (t) => {
     const warnings = captureWarnings(t);
-    for (const body of [call('add', { b: 2000 }), { jsonrpc: '2.0', method: 'tools/call' }, call('add', { a: 'four', b: 2000 }), undefined, [call('add', { a: 4, b: 2000 })]]) {
+    for (const body of [call('add', { b: 2000 }), { jsonrpc: '2.0', method: 'tools/call' }, undefined, [call('add', { a: 4, b: 2000 })]]) {
       const d = engine.explain(facts(svc, { user: alice, body }));
       assert.equal(d.allowed, false, JSON.stringify(body));
       assert.equal(d.reason.type, 'NO_POLICY_MATCH');
       assert.equal(d.rules[0].matched, false);
-      assert.ok(d.rules[0].error, `error reported for ${JSON.stringify(body)}`);
+      assert.equal(d.rules[0].outcome, 'NOT_MATCHED');
+      assert.equal(d.rules[0].error, undefined, `missing input is not an error: ${JSON.stringify(body)}`);
+      assert.match(d.rules[0].missing?.[0] ?? '', /^No such key/, `missing key reported for ${JSON.stringify(body)}`);
     }
-    assert.ok(warnings.length >= 1, 'evaluation errors are logged');
+    const wrong = engine.explain(facts(svc, { user: alice, body: call('add', { a: 'four', b: 2000 }) }));
+    assert.equal(wrong.allowed, false);
+    assert.equal(wrong.rules[0].outcome, 'ERROR');
+    assert.ok(wrong.rules[0].error, 'a type error is reported');
+    assert.equal(warnings.length, 1, 'only the type error is logged, missing input is normal');
     assert.ok(warnings.every((w) => !w.includes('four')), 'logs never quote request data');
   });
 });
@@ -195,10 +201,10 @@ describe('CEL ctx', () => {
     assert.equal(ev('size(ctx.request.http.bodyMap) == 5', { body }), true);
   });
 
-  test('missing fields are errors (false), has() works on present and absent fields', () => {
+  test('missing fields make the whole expression false (even under a `!` inside it); has() works on present and absent fields', () => {
     const body = { params: { name: 'add', arguments: {} } };
     assert.equal(ev('ctx.request.http.bodyMap.params.arguments.a < 1000', { body }), false);
-    assert.equal(ev('!(ctx.request.http.bodyMap.params.arguments.a < 1000)', { body }), false, 'an error is not turned into true by negation');
+    assert.equal(ev('!(ctx.request.http.bodyMap.params.arguments.a < 1000)', { body }), false, 'missing input inside an expression is not turned into true by its own negation');
     assert.equal(ev('has(ctx.request.http.bodyMap.params.arguments.a)', { body }), false);
     assert.equal(ev('has(ctx.request.http.bodyMap.params.name)', { body }), true);
     assert.equal(ev('!has(ctx.request.http.bodyMap.params.arguments.a) || ctx.request.http.bodyMap.params.arguments.a < 1000', { body }), true);
@@ -372,7 +378,8 @@ describe('conditions', () => {
   });
   const T = { match: 'true' };
   const F = { match: 'false' };
-  const E = { match: 'ctx.request.http.bodyMap.missing == 1' }; // evaluation error
+  const E = { match: 'ctx.request.http.method + 1 == 2' }; // evaluation error (no such overload: string + int)
+  const M = { match: 'ctx.request.http.bodyMap.missing == 1' }; // missing input: false, not an error
   const get: FactOpts = { method: 'GET', path: '/a/b' };
   const ev = (c: Condition) => engine.evaluate(c, facts(svc, get));
 
@@ -418,6 +425,18 @@ describe('conditions', () => {
     assert.equal(ev({ none: { of: [E, F] } }), false);
   });
 
+  test('missing input: the match expression is false and combinators apply as usual (Octelium)', () => {
+    assert.equal(ev(M), false);
+    assert.equal(ev({ not: M }), true, 'not(false) — the documented consequence of "missing is false"');
+    assert.equal(ev({ not: 'ctx.request.http.bodyMap.missing == 1' }), true);
+    assert.equal(ev({ none: { of: [M, F] } }), true);
+    assert.equal(ev({ all: { of: [M, T] } }), false);
+    assert.equal(ev({ any: { of: [M, T] } }), true);
+    assert.equal(ev({ any: { of: [M, F] } }), false);
+    const r = engine.condition({ all: { of: [M, T] } }, facts(svc, get));
+    assert.deepEqual(r, { matched: false }, 'no error is reported for missing input');
+  });
+
   test('short-circuit: later branches are not evaluated once the result is known', () => {
     // If `any` evaluated its second branch, the error would be reported by explain.
     const s = service(store, 'sc', { authorization: inline({ effect: 'DENY', condition: { any: { of: [T, E] } } }) });
@@ -448,19 +467,21 @@ describe('evaluation errors fail closed', () => {
     });
     const ok = engine.authorize(facts(svc, { body: { params: { arguments: { path: '/home/x' } } } }));
     assert.equal(ok.allowed, true);
-    const d = engine.explain(facts(svc, { body: { params: { arguments: {} } } }));
+    // path is a number: startsWith has no overload for it — an error, not missing input.
+    const d = engine.explain(facts(svc, { body: { params: { arguments: { path: 42 } } } }));
     assert.equal(d.allowed, false);
     assert.equal(d.reason.type, 'POLICY_MATCH');
     assert.equal(d.reason.details?.rule, 'no-etc');
-    assert.equal(d.reason.details?.evaluationError, 'no_such_key');
+    assert.equal(d.reason.details?.evaluationError, 'no_matching_overload');
     assert.equal(d.rules[0].matched, true);
-    assert.match(d.rules[0].error ?? '', /No such key: path/);
+    assert.equal(d.rules[0].outcome, 'ERROR');
+    assert.match(d.rules[0].error ?? '', /overload/);
     assert.equal(warnings.filter((w) => w.includes('no-etc')).length, 1);
-    engine.authorize(facts(svc, { body: { params: { arguments: {} } } }));
+    engine.authorize(facts(svc, { body: { params: { arguments: { path: 43 } } } }));
     assert.equal(warnings.filter((w) => w.includes('no-etc')).length, 1, 'logged once, not per request');
 
     const allowOnly = service(store, 'fc2', { authorization: inline(allow('ctx.request.http.bodyMap.x > 1', { name: 'x-big' })) });
-    const d2 = engine.explain(facts(allowOnly, { body: {} }));
+    const d2 = engine.explain(facts(allowOnly, { body: { x: 'big' } }));
     assert.deepEqual(d2.reason, { type: 'NO_POLICY_MATCH' });
     assert.equal(d2.rules[0].matched, false);
     assert.ok(d2.rules[0].error);
@@ -482,6 +503,49 @@ describe('evaluation errors fail closed', () => {
     const d = engine.explain(facts(svc));
     assert.equal(d.allowed, false);
     assert.equal(d.reason.details?.evaluationError, 'compile_error');
+  });
+});
+
+describe('missing input is no match (Octelium), for DENY and ALLOW rules', () => {
+  test('a User DENY on params.name does not deny initialize or tools/list (no params.name), only the tool it names', (t) => {
+    const warnings = captureWarnings(t);
+    const bob = user(store, 'bob', { authorization: inline(deny('ctx.request.http.bodyMap.params.name == "subtract"', { name: 'no-subtract' })) });
+    const svc = service(store, 'calc', { authorization: inline(allow('true', { name: 'everyone' })) });
+    for (const body of [{ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {} } }, { jsonrpc: '2.0', id: 1, method: 'tools/list' }, { jsonrpc: '2.0', method: 'notifications/initialized' }]) {
+      const d = engine.explain(facts(svc, { user: bob, body }));
+      assert.equal(d.allowed, true, body.method);
+      assert.equal(d.reason.details?.rule, 'everyone');
+      const denyRule = d.rules.find((r) => r.rule === 'no-subtract')!;
+      assert.equal(denyRule.outcome, 'NOT_MATCHED');
+      assert.equal(denyRule.error, undefined);
+      assert.match(denyRule.missing?.join() ?? '', /^No such key: (name|params)$/);
+    }
+    assert.equal(engine.authorize(facts(svc, { user: bob, body: call('subtract', { a: 1, b: 2 }) })).allowed, false);
+    assert.equal(engine.authorize(facts(svc, { user: bob, body: call('add', { a: 1, b: 2 }) })).allowed, true);
+    assert.deepEqual(warnings, [], 'missing input is not logged as an evaluation error');
+  });
+
+  test('an ALLOW rule reading a missing key simply does not match (NO_POLICY_MATCH, no error)', () => {
+    const svc = service(store, 'only-add', { authorization: inline(allow('ctx.request.http.bodyMap.params.name == "add"', { name: 'add-only' })) });
+    const d = engine.explain(facts(svc, { body: { jsonrpc: '2.0', id: 1, method: 'tools/list' } }));
+    assert.deepEqual(d.reason, { type: 'NO_POLICY_MATCH' });
+    assert.equal(d.rules[0].outcome, 'NOT_MATCHED');
+    assert.equal(d.rules[0].error, undefined);
+  });
+
+  test('null selects and indexes out of range are missing input too; a DENY under `not` of missing input matches', () => {
+    const svc = service(store, 'shapes', {
+      authorization: inline(
+        deny('ctx.request.http.bodyMap.params.meta.owner == "mallory"', { name: 'null-select' }),
+        deny('ctx.request.http.bodyMap.params.items[2] == "rm"', { name: 'index' }),
+        allow('true'),
+      ),
+    });
+    const d = engine.explain(facts(svc, { body: { params: { meta: null, items: ['ls'] } } }));
+    assert.equal(d.allowed, true);
+    assert.deepEqual(d.rules.slice(0, 2).map((r) => [r.rule, r.outcome, r.error]), [['null-select', 'NOT_MATCHED', undefined], ['index', 'NOT_MATCHED', undefined]]);
+    const strict = service(store, 'strict', { authorization: inline({ effect: 'DENY', name: 'must-name', condition: { not: { match: 'ctx.request.http.bodyMap.params.name != ""' } } }, allow('true')) });
+    assert.equal(engine.authorize(facts(strict, { body: { method: 'tools/list' } })).allowed, false, 'not(missing → false) is true: the DENY matches');
   });
 });
 

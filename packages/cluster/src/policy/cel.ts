@@ -69,6 +69,19 @@ export function errorSummary(err: unknown): string {
   return errorMessage(err).split('\n')[0];
 }
 
+/**
+ * Errors that only say "the input has no such thing": a missing map key or field (also a select on null,
+ * which cel-js reports as no_such_key) and a list or bytes index out of range. Octelium treats exactly these
+ * as "the expression is false" and every other evaluation error as an error (octelium/octelium
+ * cluster/common/celengine/celengine.go, isCELMissingInputErr: "no such key", "no such field", null selects,
+ * "index out of range"); cel-js gives them stable codes, so no message matching is needed here.
+ */
+const MISSING_INPUT_CODES = new Set(['no_such_key', 'index_out_of_bounds', 'index_out_of_range']);
+
+export function isMissingInput(err: unknown): boolean {
+  return MISSING_INPUT_CODES.has(errorCode(err));
+}
+
 /** Stable error class for logs: cel-js error codes never contain request data, unlike messages. */
 export function errorCode(err: unknown): string {
   const code = err && typeof err === 'object' ? (err as { code?: unknown }).code : undefined;

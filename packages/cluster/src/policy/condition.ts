@@ -1,8 +1,17 @@
 import type { Condition, PathSegment } from '@octelium-ts/shared';
-import { compile, type Activation } from './cel.js';
+import { compile, errorSummary, isMissingInput, type Activation } from './cel.js';
 
-/** A compiled condition: true/false, or throws when it cannot be decided (evaluation error). */
-export type ConditionFn = (act: Activation) => boolean;
+/**
+ * What `explain` wants to know besides the result: the `match` expressions that were false only because
+ * the request lacks what they read (cel-js summaries such as `No such key: name`; never request values).
+ */
+export interface ConditionTrace { missing: string[] }
+
+/**
+ * A compiled condition: true/false, or throws when it cannot be decided (evaluation error). Missing input is
+ * not an error: see compileMatch. `trace` is only passed when the caller reports why (explain).
+ */
+export type ConditionFn = (act: Activation, trace?: ConditionTrace) => boolean;
 
 /** Thrown for failures that are not cel-js errors (wrong result type, malformed condition, compile error). */
 export class ConditionError extends Error {
@@ -43,8 +52,9 @@ function compileUncached(cond: Condition): ConditionFn {
     case 'matchAny':
       return cond.matchAny ? () => true : () => false;
     case 'not': {
+      // `not` negates the inner result, false-because-missing included, as Octelium's `not` does.
       const inner = compileCondition(cond.not!);
-      return (act) => !inner(act);
+      return (act, trace) => !inner(act, trace);
     }
     case 'all':
       return allOf(list(cond.all));
@@ -52,7 +62,7 @@ function compileUncached(cond: Condition): ConditionFn {
       return anyOf(list(cond.any));
     case 'none': {
       const any = anyOf(list(cond.none));
-      return (act) => !any(act);
+      return (act, trace) => !any(act, trace);
     }
   }
   return failing('invalid_condition', 'unknown condition');
@@ -67,11 +77,11 @@ function list(l: { of: Condition[] } | undefined): ConditionFn[] {
  * is false (so `all` of [error, false] is false, the same answer whatever the erroring branch would say).
  */
 function allOf(fns: ConditionFn[]): ConditionFn {
-  return (act) => {
+  return (act, trace) => {
     let error: unknown;
     for (const f of fns) {
       try {
-        if (!f(act)) return false;
+        if (!f(act, trace)) return false;
       } catch (err) {
         error ??= err;
       }
@@ -83,11 +93,11 @@ function allOf(fns: ConditionFn[]): ConditionFn {
 
 /** Like CEL's `||`: the first true decides; an error propagates only when no branch is true. */
 function anyOf(fns: ConditionFn[]): ConditionFn {
-  return (act) => {
+  return (act, trace) => {
     let error: unknown;
     for (const f of fns) {
       try {
-        if (f(act)) return true;
+        if (f(act, trace)) return true;
       } catch (err) {
         error ??= err;
       }
@@ -105,8 +115,18 @@ function compileMatch(expr: string): ConditionFn {
     return failing('compile_error', message);
   }
   const program = c.program;
-  return (act) => {
-    const v = program(act);
+  return (act, trace) => {
+    let v: unknown;
+    try {
+      v = program(act);
+    } catch (err) {
+      // Octelium's rule (see cel.ts isMissingInput): reading what the request does not have makes this
+      // whole expression false, so `bodyMap.params.name == "x"` does not match an `initialize` without
+      // params, for DENY and ALLOW rules alike. Only other errors (type errors …) fail closed.
+      if (!isMissingInput(err)) throw err;
+      trace?.missing.push(errorSummary(err));
+      return false;
+    }
     if (v === true) return true;
     if (v === false) return false;
     throw new ConditionError('not_bool', `condition evaluated to ${describe(v)}, not bool`);

@@ -3,7 +3,7 @@ import type { ResourceStore } from '../store/resource-store.js';
 import type { RequestFacts } from '../gateway/request-facts.js';
 import { buildActivation, type ActivationResult } from './activation.js';
 import { errorCode, errorSummary } from './cel.js';
-import { compileCondition } from './condition.js';
+import { compileCondition, type ConditionTrace } from './condition.js';
 import { warnOnce } from './log.js';
 import { RecentCache } from './recent-cache.js';
 import { RuleCache, type Attachment, type Effect, type EffectiveRule } from './rules.js';
@@ -17,7 +17,17 @@ export interface RuleResult {
   effect: Effect;
   /** For a DENY rule that failed to evaluate this is true (fail closed), with `error` set. */
   matched: boolean;
+  /**
+   * MATCHED, NOT_MATCHED, or ERROR: the condition could not be evaluated (`error` says why; a DENY rule then
+   * counts as matched, an ALLOW rule as not matched).
+   */
+  outcome: 'MATCHED' | 'NOT_MATCHED' | 'ERROR';
   error?: string;
+  /**
+   * Expressions that were false only because the request lacks what they read (`No such key: name`): the
+   * usual reason a rule written for `tools/call` does not match `initialize`.
+   */
+  missing?: string[];
   /** The resource the rule's policy is attached to (for a named Policy: the first level it was found at). */
   attachedTo: Attachment;
   priority: number;
@@ -36,12 +46,17 @@ export interface Decision {
   };
 }
 
+/** `error` is set when the condition could not be evaluated (code: stable, message: may quote the expression). */
+export interface ConditionResult { matched: boolean; error?: { code: string; message: string } }
+
 interface RequestState { namespace: Resource | undefined; activation: ActivationResult }
 
 /**
  * Octelium's authorization semantics over CEL (design.md §5, octelium-model.md "Policy"):
  * any matching DENY denies, else any matching ALLOW allows, else the request is denied (NO_POLICY_MATCH).
- * A rule that cannot be evaluated is a non-match for ALLOW and a match for DENY, so errors fail closed.
+ * An expression that reads what the request does not have (no such key, index out of range) is false, as
+ * in Octelium; a rule that cannot be evaluated for any other reason is a non-match for ALLOW and a match
+ * for DENY, so errors fail closed.
  *
  * RequestFacts are treated as immutable once evaluated: the CEL activation is built once per facts object
  * (memoized for the last few requests), so build a new RequestFacts when the request changes (e.g. after
@@ -86,16 +101,24 @@ export class PolicyEngine {
     return { ...decision, rules };
   }
 
-  /** Generic condition evaluation (plugin conditions): true only when the condition evaluates to true. */
+  /** Generic condition evaluation: true only when the condition evaluates to true (errors are false). */
   evaluate(cond: Condition, facts: RequestFacts): boolean {
+    return this.condition(cond, facts).matched;
+  }
+
+  /**
+   * A condition's result with the evaluation error, if any, so a caller can fail closed (plugin conditions).
+   * Missing input is not an error: the expression reading it is false, as in Octelium.
+   */
+  condition(cond: Condition, facts: RequestFacts): ConditionResult {
     const { activation } = this.#state(facts);
-    if (!activation.ok) return false;
     const limit = Error.stackTraceLimit;
     Error.stackTraceLimit = 0; // see STACKLESS below
     try {
-      return compileCondition(cond)(activation.activation);
-    } catch {
-      return false;
+      if (!activation.ok) throw activation.error;
+      return { matched: compileCondition(cond)(activation.activation) };
+    } catch (err) {
+      return { matched: false, error: { code: errorCode(err), message: errorSummary(err) } };
     } finally {
       Error.stackTraceLimit = limit;
     }
@@ -144,9 +167,10 @@ export class PolicyEngine {
         const rule = entry.rule;
         let matched: boolean;
         let error: unknown;
+        const trace: ConditionTrace | undefined = report ? { missing: [] } : undefined;
         try {
           if (!activation.ok) throw activation.error;
-          matched = rule.condition(activation.activation);
+          matched = rule.condition(activation.activation, trace);
         } catch (err) {
           error = err;
           matched = rule.effect === 'DENY'; // fail closed
@@ -158,7 +182,9 @@ export class PolicyEngine {
             rule: rule.label,
             effect: rule.effect,
             matched,
+            outcome: error !== undefined ? 'ERROR' : matched ? 'MATCHED' : 'NOT_MATCHED',
             ...(error === undefined ? {} : { error: errorSummary(error) }),
+            ...(trace?.missing.length ? { missing: trace.missing } : {}),
             attachedTo: entry.attachedTo,
             priority: rule.priority,
           });
@@ -201,7 +227,7 @@ function logEvalError({ rule }: EffectiveRule, error: unknown): void {
 }
 
 /*
- * STACKLESS: a missing field in a DENY rule raises a CEL error on every request; capturing a JS stack
+ * STACKLESS: a missing field raises a CEL error inside cel-js on every request that lacks it; capturing a JS stack
  * trace for each is most of that cost (~5 of ~6 µs), and the stack is never used (errors are reported by
  * rule, not by stack). Evaluation is synchronous, so the limit is restored before anything else runs.
  */
