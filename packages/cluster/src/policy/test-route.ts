@@ -13,7 +13,9 @@ export interface PolicyTestRequest {
 
 /**
  * `POST /api/v1/policy/test` (behind `octeliumctl policy test`): evaluates a Service's effective policies
- * for a User and a hypothetical request, and returns the decision with every rule's result.
+ * for a User and a hypothetical request, and returns the decision with every rule's result
+ * (`outcome` MATCHED | NOT_MATCHED | ERROR, with `error` or the `missing` keys that made it false) and the
+ * request as it was evaluated.
  */
 export function policyTestRoute(store: ResourceStore, engine: PolicyEngine) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -38,6 +40,7 @@ export function policyTestRoute(store: ResourceStore, engine: PolicyEngine) {
         },
       },
     };
-    sendJSON(res, 200, engine.explain(facts));
+    const http = facts.request!.http!;
+    sendJSON(res, 200, { ...engine.explain(facts), request: { method: http.method, uri: http.uri, ...(r.body !== undefined ? { bodyMap: r.body } : {}) } });
   };
 }
