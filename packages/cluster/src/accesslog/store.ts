@@ -114,6 +114,9 @@ export class AccessLogStore {
     if (!this.#worker) return;
     const worker = this.#worker;
     const closed = new Promise<void>((resolve) => worker.on('message', (m: { type: string }) => m.type === 'closed' && resolve()));
+    // The writer is unref'd so it never keeps the process alive; while we wait for its last batch it must, or a
+    // process with nothing else left exits before close() resolves (and before the database is closed).
+    worker.ref();
     worker.postMessage({ type: 'close' });
     await closed;
     await worker.terminate();
