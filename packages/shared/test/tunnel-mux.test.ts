@@ -420,3 +420,33 @@ test('the stream limit: the default allows well over 1024 idle streams; a config
   assert.equal(s2.activeStreams, 5);
   c2.close();
 });
+
+test('a handler that throws costs one stream (onstream) or one connection (oncontrol), never the process', async () => {
+  const { client, server } = pair();
+  const errors: Error[] = [];
+  server.onerror = (e) => errors.push(e);
+  let calls = 0;
+  server.onstream = (s) => {
+    if (calls++ === 0) throw new Error('handler bug');
+    s.respond({ status: 204, headers: {} });
+    s.writable.end();
+  };
+  const bad = client.openStream(head('/', false));
+  bad.writable.end();
+  await assert.rejects(bad.responseHead, (e: unknown) => (e as TunnelStreamError).code === 'INTERNAL');
+  const good = client.openStream(head('/', false));
+  good.writable.end();
+  assert.equal((await good.responseHead).status, 204, 'the connection still carries other streams');
+  assert.equal(errors[0]?.message, 'handler bug');
+
+  server.oncontrol = () => {
+    throw new Error('control handler bug');
+  };
+  const goAways: ControlMessage[] = [];
+  client.oncontrol = (m) => goAways.push(m);
+  const closed = new Promise((r) => (client.onclose = r));
+  client.sendControl(FrameType.HELLO, { versions: [1] });
+  await closed;
+  assert.equal(server.closed, true);
+  assert.equal((goAways[0]?.message as { code: string }).code, 'INTERNAL_ERROR');
+});

@@ -110,6 +110,18 @@ export class TunnelHub {
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // Node's HTTP server drops its own 'error' listener from an upgraded socket: from here on an ECONNRESET with no
+    // listener would be an uncaught exception that ends the cluster. ws adds its own listener only later.
+    socket.on('error', () => socket.destroy());
+    try {
+      this.#upgrade(req, socket, head);
+    } catch (err) {
+      this.#log('tunnel: upgrade failed', { error: (err as Error).message });
+      rejectUpgrade(socket, new OcteliumError('INTERNAL', 'the tunnel upgrade failed'));
+    }
+  }
+
+  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (this.#closed) return rejectUpgrade(socket, new OcteliumError('UNREACHABLE', 'cluster is shutting down'));
     const token = upgradeToken(req);
     let principal: Principal | undefined;
@@ -209,14 +221,17 @@ export class TunnelHub {
     const mux = new TunnelMux(transport, { role: 'server', maxStreams: this.#opts.maxStreams });
     const conn = new AgentConnection(randomBytes(6).toString('hex'), principal, token, mux);
     this.#agents.set(conn.id, conn);
-    void transport.start();
-
     const timer = setTimeout(() => {
       if (conn.ready) return;
       this.#log('tunnel: agent did not complete the handshake', { agent: conn.id, user: conn.user });
       mux.close(CLOSE_HANDSHAKE_FAILED, 'handshake timeout', { code: 'HANDSHAKE_TIMEOUT', reason: 'no HELLO received' });
     }, this.#opts.handshakeTimeoutMs ?? 10_000);
     timer.unref();
+    // Already open (ws upgraded it synchronously); a socket that closed in between never fires 'close' for us.
+    transport.start().catch(() => {
+      clearTimeout(timer);
+      this.#agents.delete(conn.id);
+    });
 
     mux.oncontrol = (m) => this.#onControl(conn, m);
     mux.onstream = (s) => this.#onAgentStream(conn, s);
@@ -278,17 +293,20 @@ export class TunnelHub {
     // Agents only publish; serving streams flow hub → agent, never the other way.
     if (stream.requestHead.kind !== 'publish') return stream.reset('REFUSED', 'agents may only open publish streams');
     conn.publishedStreams++;
-    void replayPublished(stream, conn, { selfURL: this.#opts.selfURL(), dispatcher: this.#loopback, log: this.#log });
+    replayPublished(stream, conn, { selfURL: this.#opts.selfURL(), dispatcher: this.#loopback, log: this.#log }).catch((err: Error) => {
+      this.#log('tunnel: published request failed', { agent: conn.id, error: err.message });
+      stream.reset('INTERNAL', 'the cluster failed to replay the request');
+    });
   }
 
   #reauthenticate(): void {
-    for (const c of this.#agents.values()) {
+    for (const c of [...this.#agents.values()]) {
       if (!c.ready || c.mux.closed) continue;
       let user: string | undefined;
       try {
         user = this.#opts.authenticate(c.token)?.user.metadata.name;
       } catch {
-        user = undefined;
+        user = undefined; // an error is not a valid Session either
       }
       if (user === c.user) continue;
       this.#log('tunnel: agent Session is no longer valid; disconnecting it', { agent: c.id, user: c.user });

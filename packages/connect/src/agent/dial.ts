@@ -148,12 +148,12 @@ async function handshake(ws: WebSocket, opts: DialOptions, timeoutMs: number, ht
       }
       resolve(w);
     };
-    void ended.then((info) => {
+    ended.then((info) => {
       clearTimeout(timer);
       const g = info.goAway;
       if (g?.code === 'UNSUPPORTED_VERSION') reject(new DialError('UNSUPPORTED_VERSION', g.reason));
       else reject(new DialError('REJECTED', `cluster closed the tunnel during the handshake: ${g?.reason || info.reason || info.code}`));
-    });
+    }, reject);
     mux.sendControl(FrameType.HELLO, opts.hello);
   });
   session.welcome = welcome;

@@ -171,7 +171,10 @@ class ConnectAgent extends EventEmitter implements AgentHandle {
           signal,
           onstream: (stream, s) => {
             this.#served++;
-            void serveStream(stream, { accepted: s.accepted, dispatcher: this.#dispatcher, log: this.#log });
+            serveStream(stream, { accepted: s.accepted, dispatcher: this.#dispatcher, log: this.#log }).catch((err: Error) => {
+              this.#log('serving a request failed', { service: stream.requestHead.service, error: err.message });
+              stream.reset('INTERNAL', 'the agent failed to serve the request');
+            });
           },
         });
         if (signal.aborted) {

@@ -43,7 +43,12 @@ export class PublishListener {
   constructor(spec: PublishSpec, opts: PublishListenerOptions) {
     this.spec = spec;
     this.#opts = opts;
-    this.#server = createServer((req, res) => void this.#handle(req, res));
+    this.#server = createServer((req, res) => {
+      this.#handle(req, res).catch((err: Error) => {
+        this.#opts.log('published request failed', { service: spec.service, error: err.message });
+        sendError(res, new OcteliumError('INTERNAL', 'octelium connect failed to forward the request'));
+      });
+    });
     // SSE and MCP streams are long-lived; Node's default request timeout (5 min) would cut them.
     this.#server.requestTimeout = 0;
   }

@@ -94,7 +94,7 @@ export class TunnelMux {
     };
     transport.onmessage = (data) => this.#onMessage(data);
     transport.ondrain = () => this.#onDrain();
-    transport.onerror = (err) => this.onerror?.(err);
+    transport.onerror = (err) => this.#report(err);
     transport.onclose = (info) => this.#onTransportClose(info);
   }
 
@@ -146,9 +146,24 @@ export class TunnelMux {
       if (frame.streamId === 0) this.#onControl(frame);
       else this.#onStreamFrame(frame);
     } catch (err) {
-      if (!(err instanceof TunnelProtocolError)) throw err;
+      if (err instanceof TunnelProtocolError) {
+        this.#report(err);
+        this.close(1002, 'protocol error', { code: 'PROTOCOL_ERROR', reason: err.message });
+        return;
+      }
+      // A bug in a handler (ours or the caller's). Thrown from here it would escape through the socket's 'data' event
+      // and end the process; this connection's state is no longer trustworthy, so it goes, and nothing else does.
+      this.#report(err instanceof Error ? err : new Error(String(err)));
+      this.close(1011, 'internal error', { code: 'INTERNAL_ERROR', reason: 'the peer failed to handle a frame' });
+    }
+  }
+
+  /** `onerror` is the caller's code: it must not be able to throw into the socket either. */
+  #report(err: Error): void {
+    try {
       this.onerror?.(err);
-      this.close(1002, 'protocol error', { code: 'PROTOCOL_ERROR', reason: err.message });
+    } catch {
+      // nothing left to tell
     }
   }
 
@@ -172,7 +187,13 @@ export class TunnelMux {
       }
       this.#streams.set(id, stream);
       this.totalStreams++;
-      this.onstream(stream);
+      try {
+        this.onstream(stream);
+      } catch (err) {
+        // The handler failed on this one stream: it alone is refused, the connection carries on.
+        this.#report(err instanceof Error ? err : new Error(String(err)));
+        stream.reset('INTERNAL', 'the stream handler failed');
+      }
       return;
     }
     const stream = this.#streams.get(id);
@@ -217,8 +238,13 @@ export class TunnelMux {
   #onTransportClose(info: TransportCloseInfo): void {
     if (this.#closeInfo) return;
     this.#closeInfo = info;
-    this.#failAll(info.reason || `connection closed (${info.code})`);
-    this.onclose?.(info);
+    // Called from the socket's 'close' event: a throwing stream listener or onclose must not escape into it.
+    try {
+      this.#failAll(info.reason || `connection closed (${info.code})`);
+      this.onclose?.(info);
+    } catch (err) {
+      this.#report(err instanceof Error ? err : new Error(String(err)));
+    }
   }
 
   #failAll(reason: string): void {
