@@ -15,6 +15,8 @@ import { createApiHandler } from './api/router.js';
 import type { AdmissionCheck } from './api/admission.js';
 import { bootstrap } from './bootstrap.js';
 import { createHttpServer } from './server/http-server.js';
+import { Faults } from './server/faults.js';
+import { resolveLimits, type ListenerLimits } from './server/limits.js';
 import { ServiceIndex } from './gateway/service-index.js';
 import { UpstreamAuth } from './gateway/upstream-auth.js';
 import { createGateway } from './gateway/pipeline.js';
@@ -35,6 +37,8 @@ export interface ClusterOptions {
   domain?: string;
   /** On close, how long in-flight requests (open SSE streams included) may take before they are cut; default 5 s. */
   shutdownGraceMs?: number;
+  /** Listener and gateway limits (server/limits.ts; defaults in docs/security.md). */
+  limits?: Partial<ListenerLimits>;
   /** OTLP export, redaction, response capture, /metrics (docs/visibility.md); OTEL_EXPORTER_OTLP_ENDPOINT is honoured. */
   telemetry?: TelemetryOptions;
   /** Built-in authorization server (docs/mcp.md). */
@@ -55,11 +59,15 @@ export interface Cluster {
   bootstrapToken?: string;
   store: ResourceStore;
   accessLogs: AccessLogStore;
+  /** Unexpected exceptions caught at an entry point, by where; also in /metrics. */
+  faults: Faults;
   close(): Promise<void>;
 }
 
 /** Composition root: one SQLite file, the API, the OAuth2 endpoint, the gateway and the tunnel hub on one listener. */
 export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
+  const limits = resolveLimits(opts.limits);
+  const faults = new Faults();
   const db: DB = openDatabase(opts.dataDir);
   const store = new ResourceStore(db);
   const tokens = new TokenStore(db);
@@ -99,9 +107,12 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     tunnel,
     hooks,
     afterAuthorize,
+    limits,
+    faults,
   };
   // Visibility: redaction, /metrics, response capture, OTLP (before createGateway: it adds an afterAuthorize stage).
   const telemetry = registerTelemetry({ store, identity, accessLogs }, opts.telemetry, { deps, hooks, afterAuthorize, routes, onClose });
+  telemetry.metrics.setFaults(() => faults.counts());
   telemetry.metrics.setTunnelStats(() => {
     const agents = tunnel.agents();
     return { connections: agents.length, streams: agents.reduce((n, a) => n + a.streams, 0) };
@@ -119,7 +130,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const api = createApiHandler({ store, identity, accessLogs, checks, extraRoutes: { '/policy/test': policyTestRoute(store, policy) } });
   const oauth2 = authz.handle;
   const domainHost = () => domain.replace(/:\d+$/, '').toLowerCase();
-  const server: Server = createHttpServer(domainHost, { api, oauth2, gateway, routes, connectUpgrade: (req, socket, head) => tunnel.handleUpgrade(req, socket, head) });
+  const server: Server = createHttpServer(domainHost, { api, oauth2, gateway, routes, connectUpgrade: (req, socket, head) => tunnel.handleUpgrade(req, socket, head) }, limits, faults);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -135,7 +146,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
 
   let closing: Promise<void> | undefined;
   return {
-    ...info, bootstrapToken, store, accessLogs,
+    ...info, bootstrapToken, store, accessLogs, faults,
     close: () => (closing ??= (async () => {
       // Stop accepting, let in-flight requests finish (bounded), then close the DB.
       const closed = new Promise<void>((r) => server.close(() => r()));

@@ -1,5 +1,6 @@
 export * from './errors.js';
 export * from './duration.js';
+export * from './bounded-json.js';
 export * from './resource.js';
 export * from './kinds.js';
 export * from './validate.js';

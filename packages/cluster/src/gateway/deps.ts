@@ -8,6 +8,8 @@ import type { RequestFacts } from './request-facts.js';
 import type { ServiceIndex } from './service-index.js';
 import type { UpstreamAuth } from './upstream-auth.js';
 import type { UpstreamResponse } from './proxy.js';
+import type { ListenerLimits } from '../server/limits.js';
+import type { Faults } from '../server/faults.js';
 
 /** The connect tunnel as the gateway sees it (implemented by the tunnel hub). */
 export interface TunnelDispatcher {
@@ -59,4 +61,8 @@ export interface GatewayDeps {
   pluginRuntimes: PluginRuntime[];
   tunnel?: TunnelDispatcher;
   agent?: Agent;
+  /** Body cap for streamed requests, in-flight cap per user, trusted proxy hops (defaults: server/limits.ts). */
+  limits?: ListenerLimits;
+  /** Where unexpected exceptions are counted (internal errors answered with 500). */
+  faults?: Faults;
 }

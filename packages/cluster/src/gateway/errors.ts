@@ -23,6 +23,8 @@ export function renderGatewayError(ctx: GatewayContext, err: OcteliumError, extr
   ctx.responded = true;
   const headers: Record<string, string> = { 'content-type': 'application/json', 'cache-control': 'no-store', ...extraHeaders };
   if (err.httpStatus === 401) headers['www-authenticate'] ??= 'Bearer realm="octelium"';
+  // The rest of an over-size body is not worth reading: close instead of draining it for keep-alive.
+  if (err.httpStatus === 413) headers.connection = 'close';
   const body = ctx.jsonRpcId !== undefined
     ? { jsonrpc: '2.0', id: ctx.jsonRpcId, error: { code: jsonRpcCode(err), message: err.message, data: { code: err.code, httpStatus: err.httpStatus } } }
     : err.toJSON();

@@ -1,5 +1,6 @@
 import type { GatewayContext } from './context.js';
 import type { RequestFacts } from './request-facts.js';
+import { FORWARDING_HEADERS } from './headers.js';
 
 /** Headers a policy or plugin must never see: they carry the client's own credentials. */
 const HIDDEN = new Set(['authorization', 'x-octelium-auth', 'cookie', 'proxy-authorization']);
@@ -9,6 +10,12 @@ export function buildFacts(ctx: GatewayContext): RequestFacts {
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(ctx.req.headers)) {
     if (v !== undefined && !HIDDEN.has(k)) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  // Policies see the forwarding headers the gateway vouches for (headers.ts), never a client's own claim.
+  for (const k of FORWARDING_HEADERS) {
+    const v = ctx.upstreamHeaders[k];
+    if (v === undefined) delete headers[k];
+    else headers[k] = Array.isArray(v) ? v.join(', ') : v;
   }
   const q = ctx.upstreamPath.indexOf('?');
   const path = q < 0 ? ctx.upstreamPath : ctx.upstreamPath.slice(0, q);

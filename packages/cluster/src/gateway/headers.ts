@@ -1,4 +1,5 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 
 /** RFC 9110 §7.6.1 connection-specific headers, plus proxy credentials. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection', 'http2-settings']);
@@ -11,14 +12,35 @@ function connectionListed(connection: string | string[] | undefined): Set<string
   return new Set(v.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean));
 }
 
-/** Headers to send upstream: hop-by-hop, client credentials and Host dropped (undici sets Host from the origin). */
-export function upstreamRequestHeaders(h: IncomingHttpHeaders): Record<string, string | string[]> {
+/** What a client could claim about where it came from; only a trusted proxy hop may say it. */
+export const FORWARDING_HEADERS = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-real-ip'] as const;
+const FORWARDING = new Set<string>(FORWARDING_HEADERS);
+
+function single(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(', ') : v;
+}
+
+/**
+ * Headers to send upstream: hop-by-hop, client credentials and Host dropped (undici sets Host from the origin),
+ * and `X-Forwarded-*` set by the gateway. With `trustedProxyHops` 0 (the default: the cluster is the edge) the
+ * client's own forwarding headers are discarded; behind trusted proxies their chain is kept and the peer appended
+ * (Envoy's `use_remote_address` + `xff_num_trusted_hops`).
+ */
+export function upstreamRequestHeaders(req: IncomingMessage, trustedProxyHops = 0): Record<string, string | string[]> {
+  const h: IncomingHttpHeaders = req.headers;
   const listed = connectionListed(h.connection);
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(h)) {
     if (v === undefined || HOP_BY_HOP.has(k) || CLIENT_CREDENTIALS.has(k) || listed.has(k) || k === 'host' || k === 'content-length') continue;
+    if (FORWARDING.has(k) && trustedProxyHops === 0) continue;
     out[k] = v;
   }
+  const peer = req.socket.remoteAddress ?? '';
+  const chain = trustedProxyHops > 0 ? single(h['x-forwarded-for']) : undefined;
+  out['x-forwarded-for'] = chain ? `${chain}, ${peer}` : peer;
+  out['x-forwarded-proto'] = (trustedProxyHops > 0 && single(h['x-forwarded-proto'])) || ((req.socket as TLSSocket).encrypted ? 'https' : 'http');
+  const host = (trustedProxyHops > 0 && single(h['x-forwarded-host'])) || h.host;
+  if (host) out['x-forwarded-host'] = host;
   return out;
 }
 

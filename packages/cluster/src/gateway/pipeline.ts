@@ -1,10 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { OcteliumError } from '@octelium-ts/shared';
+import { OcteliumError, parseJsonBytes } from '@octelium-ts/shared';
 import type { GatewayContext } from './context.js';
 import type { GatewayDeps } from './deps.js';
 import { buildAccessLog, newRequestId } from './access-log.js';
 import { jsonRpcIdOf, renderGatewayError } from './errors.js';
 import { upstreamRequestHeaders } from './headers.js';
+import { inflightStage } from './request-limits.js';
 import { authnStage } from './stages/authn.js';
 import { authorizeStage } from './stages/authorize.js';
 import { bufferStage, readLimited } from './stages/buffer.js';
@@ -22,7 +23,7 @@ async function peekJsonRpcId(ctx: GatewayContext): Promise<void> {
   if (!String(ctx.req.headers['content-type'] ?? '').includes('json')) return;
   try {
     const body = await readLimited(ctx, ERROR_PEEK_LIMIT);
-    ctx.jsonRpcId = jsonRpcIdOf(JSON.parse(body.toString('utf8')));
+    ctx.jsonRpcId = jsonRpcIdOf(parseJsonBytes(body));
   } catch {
     /* not JSON-RPC, or too big: plain JSON error */
   }
@@ -35,7 +36,7 @@ async function peekJsonRpcId(ctx: GatewayContext): Promise<void> {
  */
 export function createGateway(deps: GatewayDeps) {
   const stages: Stage[] = [
-    routeStage(deps), ...(deps.afterRoute ?? []), authnStage(deps), bufferStage, ...(deps.beforeAuthorize ?? []),
+    routeStage(deps), ...(deps.afterRoute ?? []), authnStage(deps), inflightStage(deps), bufferStage, ...(deps.beforeAuthorize ?? []),
     authorizeStage(deps), ...(deps.afterAuthorize ?? []), pluginsStage(deps), upstreamStage(deps),
   ];
   const hooks = deps.hooks ?? [];
@@ -44,7 +45,7 @@ export function createGateway(deps: GatewayDeps) {
     const ctx: GatewayContext = {
       req, res, startedAt: new Date(), requestId: newRequestId(), upstreamPath: target.path,
       serviceName: target.service, namespaceName: target.namespace, anonymous: false,
-      upstreamHeaders: upstreamRequestHeaders(req.headers), responseHeaderEdits: { set: {}, remove: [] },
+      upstreamHeaders: upstreamRequestHeaders(req, deps.limits?.trustedProxyHops), responseHeaderEdits: { set: {}, remove: [] },
       plugins: [], responseHooks: [], cleanups: [], responded: false,
       requestBytes: 0, responseStatus: 0, responseBytes: 0, abort: new AbortController(),
     };
@@ -63,7 +64,10 @@ export function createGateway(deps: GatewayDeps) {
         ctx.responseStatus ||= 499; // client closed request (nginx's convention) — nothing left to answer
       } else {
         const e = err instanceof OcteliumError ? err : new OcteliumError('INTERNAL', 'internal gateway error');
-        if (!(err instanceof OcteliumError)) console.error('gateway internal error:', err);
+        if (!(err instanceof OcteliumError)) {
+          if (deps.faults) deps.faults.record('gateway', err, ctx.requestId);
+          else console.error('gateway internal error:', err);
+        }
         if (!res.headersSent) await peekJsonRpcId(ctx);
         const extra = Object.assign({}, ...hooks.map((h) => h.errorHeaders?.(ctx, e.httpStatus) ?? {})) as Record<string, string>;
         renderGatewayError(ctx, e, extra);

@@ -1,4 +1,4 @@
-import { OcteliumError } from '@octelium-ts/shared';
+import { OcteliumError, parseJsonBytes } from '@octelium-ts/shared';
 import type { Decision, GatewayContext } from '../gateway/context.js';
 import type { GatewayStage } from '../gateway/deps.js';
 import { buildFacts } from '../gateway/facts.js';
@@ -20,7 +20,7 @@ async function parseBody(ctx: GatewayContext): Promise<unknown> {
   if (!ctx.body.length) return undefined;
   try {
     // Policies and the AccessLog see MCP bodies as if the Service buffered JSON (body.mode: JSON).
-    ctx.bodyMap = JSON.parse(ctx.body.toString('utf8'));
+    ctx.bodyMap = parseJsonBytes(ctx.body);
   } catch {
     respondRpcError(ctx, 400, null, RpcCode.PARSE_ERROR, 'Parse error', new OcteliumError('INVALID_JSON', 'request body is not valid JSON'), undefined, corsOf(ctx));
   }

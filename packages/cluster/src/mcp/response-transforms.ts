@@ -1,3 +1,4 @@
+import { parseJsonText } from '@octelium-ts/shared';
 import type { BufferedResponse, GatewayContext, ResponseTransform } from '../gateway/context.js';
 import { idKey } from './jsonrpc.js';
 import { rewriteMessages } from './list-filter.js';
@@ -50,7 +51,7 @@ export function registerTransforms(d: McpStageDeps, ctx: GatewayContext, setting
       if (!data.includes('"result"')) return undefined;
       let msg: unknown;
       try {
-        msg = JSON.parse(data);
+        msg = parseJsonText(data);
       } catch {
         return undefined;
       }

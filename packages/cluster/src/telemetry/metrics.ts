@@ -36,7 +36,9 @@ export class GatewayMetrics {
   readonly tunnelStreams = new Gauge({ name: 'octelium_tunnel_streams', help: 'Open request streams over agent tunnels', registers: [this.registry], collect: () => this.#collectTunnel() });
   readonly otlpDropped = new Counter({ name: 'octelium_otlp_dropped_total', help: 'Telemetry records not exported (queue full or export failed)', labelNames: ['signal', 'reason'] as const, registers: [this.registry] });
   readonly otlpExported = new Counter({ name: 'octelium_otlp_exported_total', help: 'Telemetry records exported over OTLP', labelNames: ['signal'] as const, registers: [this.registry] });
+  readonly unexpectedErrors = new Counter({ name: 'octelium_unexpected_errors_total', help: 'Unexpected exceptions caught at an entry point (the request got a 5xx, the process kept serving)', labelNames: ['where'] as const, registers: [this.registry], collect: () => this.#collectFaults() });
   #tunnelStats?: () => TunnelStats;
+  #faults?: () => ReadonlyMap<string, number>;
   readonly #started = new WeakMap<GatewayContext, number>();
 
   constructor() {
@@ -46,6 +48,18 @@ export class GatewayMetrics {
   /** The tunnel hub (or cluster.ts on its behalf) can hand over a reader; read on each scrape. */
   setTunnelStats(fn: () => TunnelStats): void {
     this.#tunnelStats = fn;
+  }
+
+  /** The listener's fault counts (server/faults.ts), read on each scrape. */
+  setFaults(fn: () => ReadonlyMap<string, number>): void {
+    this.#faults = fn;
+  }
+
+  #collectFaults(): void {
+    const counts = this.#faults?.();
+    if (!counts) return;
+    this.unexpectedErrors.reset();
+    for (const [where, n] of counts) this.unexpectedErrors.inc({ where }, n);
   }
 
   #collectTunnel(): void {

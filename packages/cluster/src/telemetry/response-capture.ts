@@ -1,3 +1,4 @@
+import { parseJsonBytes, parseJsonText } from '@octelium-ts/shared';
 import { StringDecoder } from 'node:string_decoder';
 import type { ServerResponse } from 'node:http';
 import type { GatewayContext } from '../gateway/context.js';
@@ -64,7 +65,7 @@ export class SseJsonRpcCollector {
     if (skipped || this.#full || !data || (data[0] !== '{' && data[0] !== '[')) return;
     let msg: unknown;
     try {
-      msg = JSON.parse(data);
+      msg = parseJsonText(data);
     } catch {
       return;
     }
@@ -136,9 +137,9 @@ class ResponseTap {
       this.observe(Buffer.from('\n\n')); // an event the upstream did not terminate
     } else if (this.#mode === 'json' && this.#chunks.length) {
       try {
-        this.ctx.responseBodyMap = JSON.parse(Buffer.concat(this.#chunks).toString('utf8'));
+        this.ctx.responseBodyMap = parseJsonBytes(Buffer.concat(this.#chunks));
       } catch {
-        /* declared JSON, is not: nothing to record */
+        /* declared JSON, is not (or nests past MAX_JSON_DEPTH, which the AccessLog must never walk): nothing to record */
       }
       this.#chunks = [];
     }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiClient, type ClusterInfo, type Resource } from '@octelium-ts/shared';
-import { startCluster, type Cluster } from '../../src/cluster.js';
+import { startCluster, type Cluster, type ClusterOptions } from '../../src/cluster.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 export const SEED_DIR = join(REPO_ROOT, 'packages/cluster/test/fixtures/seed');
@@ -20,9 +20,9 @@ export function tempDir(prefix = 'octelium-test-'): string {
 export interface TestCluster { cluster: Cluster; api: ApiClient; adminToken: string; dataDir: string; close(): Promise<void> }
 
 /** An in-process cluster on an ephemeral port with a real SQLite file, and an admin API client. */
-export async function startTestCluster(opts: { dataDir?: string } = {}): Promise<TestCluster> {
+export async function startTestCluster(opts: { dataDir?: string; options?: Partial<ClusterOptions> } = {}): Promise<TestCluster> {
   const dataDir = opts.dataDir ?? tempDir();
-  const cluster = await startCluster({ dataDir, port: 0, shutdownGraceMs: 500 });
+  const cluster = await startCluster({ dataDir, port: 0, shutdownGraceMs: 500, ...opts.options });
   const api = new ApiClient({ domain: cluster.domain });
   const authToken = cluster.bootstrapToken ?? readFileSync(join(dataDir, 'bootstrap-token'), 'utf8').trim();
   api.accessToken = (await api.login(authToken)).accessToken;

@@ -1,4 +1,4 @@
-import { OcteliumError } from '@octelium-ts/shared';
+import { JsonBodyError, OcteliumError, parseJsonBytes } from '@octelium-ts/shared';
 import type { GatewayContext } from '../context.js';
 import { jsonRpcIdOf } from '../errors.js';
 
@@ -30,6 +30,16 @@ function isSmallJson(ctx: GatewayContext): boolean {
   return len >= 0 && len <= SMALL_JSON && String(ctx.req.headers['content-type'] ?? '').includes('json');
 }
 
+/** A buffered body as JSON; anything else (syntax, invalid UTF-8, nesting past MAX_JSON_DEPTH) is a 400. */
+export function parseJsonBody(ctx: GatewayContext): unknown {
+  try {
+    return parseJsonBytes(ctx.body!);
+  } catch (e) {
+    ctx.jsonRpcId = null; // JSON-RPC: a parse error is answered with id null
+    throw new OcteliumError('INVALID_JSON', `request body is not acceptable JSON: ${e instanceof JsonBodyError ? e.message : String(e)}`);
+  }
+}
+
 /** buffer: with `enableRequestBuffering`, read the body whole; with `body.mode: JSON`, parse it into bodyMap. */
 export async function bufferStage(ctx: GatewayContext): Promise<void> {
   const http = ctx.config?.http;
@@ -37,20 +47,15 @@ export async function bufferStage(ctx: GatewayContext): Promise<void> {
     if (!isSmallJson(ctx)) return;
     ctx.body = await readLimited(ctx, SMALL_JSON);
     try {
-      ctx.parsedBody = JSON.parse(ctx.body.toString('utf8'));
+      ctx.parsedBody = parseJsonBytes(ctx.body);
       ctx.jsonRpcId = jsonRpcIdOf(ctx.parsedBody);
     } catch {
-      /* not JSON after all: forwarded as is */
+      /* not JSON we would parse (syntax, UTF-8, depth): the Service does not buffer, so it is forwarded as opaque bytes */
     }
     return;
   }
   ctx.body = await readLimited(ctx, http.body?.maxRequestSize ?? DEFAULT_MAX_REQUEST_SIZE);
   if (http.body?.mode !== 'JSON' || ctx.body.length === 0) return;
-  try {
-    ctx.bodyMap = JSON.parse(ctx.body.toString('utf8'));
-  } catch (e) {
-    ctx.jsonRpcId = null; // JSON-RPC: a parse error is answered with id null
-    throw new OcteliumError('INVALID_JSON', `request body is not valid JSON: ${(e as Error).message}`);
-  }
+  ctx.bodyMap = parseJsonBody(ctx);
   ctx.jsonRpcId = jsonRpcIdOf(ctx.bodyMap);
 }

@@ -3,6 +3,7 @@ import { OcteliumError, type Upstream } from '@octelium-ts/shared';
 import type { GatewayContext } from '../context.js';
 import type { GatewayDeps } from '../deps.js';
 import { sendUpstreamResponse, type UpstreamResponse } from '../proxy.js';
+import { cappedRequestBody, streamedBodyCap } from '../request-limits.js';
 
 let roundRobin = 0;
 
@@ -14,6 +15,8 @@ function pickEndpoint(u: Upstream): { url?: string; user?: string } {
 /** Maps undici failures onto design.md's 502 / 504. */
 function upstreamError(err: unknown, timeoutMs: number): OcteliumError {
   if (err instanceof OcteliumError) return err;
+  // The capped request body failed (413): undici reports the body stream's error as the request's cause.
+  if ((err as { cause?: unknown }).cause instanceof OcteliumError) return (err as { cause: OcteliumError }).cause;
   const code = (err as { code?: string }).code ?? '';
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
     return new OcteliumError('UPSTREAM_TIMEOUT', `upstream did not answer within ${timeoutMs} ms`);
@@ -41,9 +44,9 @@ export function upstreamStage(deps: GatewayDeps) {
     const ep = pickEndpoint(u);
     Object.assign(ctx.upstreamHeaders, await deps.upstreamAuth.headers(config.http?.auth));
     const method = ctx.req.method ?? 'GET';
-    const body = ctx.body ?? (method === 'GET' || method === 'HEAD' ? undefined : ctx.req);
+    const streamed = !ctx.body && method !== 'GET' && method !== 'HEAD';
+    const body = ctx.body ?? (streamed ? cappedRequestBody(ctx, streamedBodyCap(ctx, deps)) : undefined);
     if (ctx.body) ctx.upstreamHeaders['content-length'] = String(ctx.body.length);
-    else ctx.requestBytes = Number(ctx.req.headers['content-length'] ?? 0) || 0;
     const timeoutMs = ctx.entry!.timeoutMs;
     let response: UpstreamResponse;
     try {
