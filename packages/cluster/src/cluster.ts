@@ -102,7 +102,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     upstreamAuth: new UpstreamAuth(store),
     authorize: (facts) => policy.authorize(facts),
     selectDynamicConfig: (svc, facts) => policy.selectDynamicConfig(svc, facts),
-    evaluateCondition: (cond, facts) => policy.evaluate(cond, facts),
+    evaluateCondition: (cond, facts) => policy.condition(cond, facts),
     pluginRuntimes,
     tunnel,
     hooks,

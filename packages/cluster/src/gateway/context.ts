@@ -38,6 +38,8 @@ export interface GatewayContext {
   namespace?: Resource;
   /** The config in effect: `spec.config`, or the dynamicConfig one a rule picked. */
   config?: ServiceConfig;
+  /** The `dynamicConfig.configs[].name` a rule picked (its `http.plugins` are the ones that run). */
+  dynamicConfigName?: string;
   principal?: Principal;
   anonymous: boolean;
   /** Buffered request body (enableRequestBuffering), possibly rewritten by plugins. */

@@ -57,7 +57,8 @@ export interface GatewayDeps {
   upstreamAuth: UpstreamAuth;
   authorize(facts: RequestFacts): Decision;
   selectDynamicConfig(service: Resource, facts: RequestFacts): string | undefined;
-  evaluateCondition(cond: Condition, facts: RequestFacts): boolean;
+  /** A plugin condition's result; `error` when it could not be evaluated (missing input is not an error, it is false). */
+  evaluateCondition(cond: Condition, facts: RequestFacts): { matched: boolean; error?: { code: string; message: string } };
   pluginRuntimes: PluginRuntime[];
   tunnel?: TunnelDispatcher;
   agent?: Agent;

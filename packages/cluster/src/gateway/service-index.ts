@@ -7,25 +7,40 @@ export const DEFAULT_UPSTREAM_TIMEOUT_MS = 30_000;
 export interface ServiceEntry {
   service: Resource;
   spec: ServiceSpec;
-  /** Enabled plugins in execution order (phase, then written order). */
+  /** Enabled plugins of `spec.config` in execution order (phase, then written order). */
   plugins: Plugin[];
+  /** The same for each `dynamicConfig.configs[]` that sets `http`, by config name. */
+  dynamicPlugins: Map<string, Plugin[]>;
   timeoutMs: number;
   /** Stable key for per-version caches (compiled Lua, upstream OAuth2 tokens …). */
   versionKey: string;
 }
 
-function derive(service: Resource): ServiceEntry {
-  const spec = service.spec as ServiceSpec;
-  const plugins = (spec.config?.http?.plugins ?? [])
+function ordered(plugins: Plugin[] | undefined): Plugin[] {
+  return (plugins ?? [])
     .map((p, i) => ({ p, i }))
     .filter(({ p }) => !p.isDisabled)
     .sort((a, b) => (a.p.phase ?? 0) - (b.p.phase ?? 0) || a.i - b.i)
     .map(({ p }) => p);
+}
+
+function derive(service: Resource): ServiceEntry {
+  const spec = service.spec as ServiceSpec;
+  const dynamicPlugins = new Map<string, Plugin[]>();
+  for (const c of spec.dynamicConfig?.configs ?? []) if (c.http) dynamicPlugins.set(c.name, ordered(c.http.plugins));
   return {
-    service, spec, plugins,
+    service, spec, plugins: ordered(spec.config?.http?.plugins), dynamicPlugins,
     timeoutMs: durationMs(spec.config?.http?.timeout, DEFAULT_UPSTREAM_TIMEOUT_MS),
     versionKey: `${service.metadata.uid}@${service.metadata.resourceVersion}`,
   };
+}
+
+/**
+ * The plugins that run for a request: those of the dynamic config a rule picked when that config sets `http`
+ * (a dynamic config replaces the parts it sets, plugins included), else those of `spec.config`.
+ */
+export function pluginsFor(entry: ServiceEntry, dynamicConfigName: string | undefined): Plugin[] {
+  return (dynamicConfigName !== undefined && entry.dynamicPlugins.get(dynamicConfigName)) || entry.plugins;
 }
 
 /** Services by canonical name (`svc`, `svc.ns`), kept current by the store's change feed. */

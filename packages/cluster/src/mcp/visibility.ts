@@ -1,7 +1,7 @@
 import type { GatewayContext } from '../gateway/context.js';
 import { buildFacts } from '../gateway/facts.js';
 import type { RequestFacts } from '../gateway/request-facts.js';
-import type { PolicyEngine } from '../policy/index.js';
+import type { PolicyEngine, RuleResult } from '../policy/index.js';
 
 export type Primitive = 'tool' | 'prompt' | 'resource';
 
@@ -29,8 +29,9 @@ export function syntheticFacts(base: RequestFacts, body: Record<string, unknown>
 /**
  * "Could this caller use X?" for list filtering, from the caller's real policies evaluated on a synthetic
  * `tools/call` / `prompts/get` / `resources/read`. The synthetic call has no arguments, so a rule that depends
- * on them cannot be decided: such a rule counts as "maybe" — an ALLOW that errors keeps the entry listed,
- * a DENY that errors does not hide it. Only a clean DENY match, or no ALLOW that could match, hides it.
+ * on them cannot be decided: it reads missing input (false, see policy/cel.ts isMissingInput) or errors, and
+ * counts as "maybe" — such an ALLOW keeps the entry listed, such a DENY does not hide it. Only a DENY that
+ * matched without either, or no ALLOW that could match, hides it.
  * The real call is still authorized with its real arguments: hiding is not the access control.
  */
 export class Visibility {
@@ -72,7 +73,8 @@ export class Visibility {
     if (d.reason.type === 'NO_POLICY_ATTACHED') return true;
     this.callerDependent = true;
     if (d.allowed) return true;
-    if (d.rules.some((r) => r.effect === 'DENY' && r.matched && !r.error)) return false;
-    return d.rules.some((r) => r.effect === 'ALLOW' && (r.matched || r.error !== undefined));
+    const undecided = (r: RuleResult) => r.error !== undefined || r.missing !== undefined;
+    if (d.rules.some((r) => r.effect === 'DENY' && r.matched && !undecided(r))) return false;
+    return d.rules.some((r) => r.effect === 'ALLOW' && (r.matched || undecided(r)));
   }
 }

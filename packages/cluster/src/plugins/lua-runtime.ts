@@ -44,7 +44,8 @@ export class LuaRuntime implements PluginRuntime {
 
   async onRequest(p: Plugin, ctx: GatewayContext): Promise<void> {
     const script = p.lua!.inline;
-    const key = `${ctx.entry!.versionKey}:${p.name}`;
+    // Plugin names are unique per config, not per Service: a dynamic config may reuse one with another script.
+    const key = `${ctx.entry!.versionKey}:${ctx.dynamicConfigName ?? ''}:${p.name}`;
     const timeoutMs = p.lua!.timeout ? durationMs(p.lua!.timeout, 50) : undefined;
     // Scripts read the body (octelium.req.getRequestBody), so it is buffered for them.
     if (!ctx.body && ctx.req.method !== 'GET' && ctx.req.method !== 'HEAD') {
@@ -77,7 +78,8 @@ export class LuaRuntime implements PluginRuntime {
 
   /** Drops compiled engines of a Service version that is gone. */
   evict(versionKey: string): void {
-    void this.#host?.then((h) => h.evict(versionKey));
+    // With the separator, evicting `uid@1` leaves `uid@10`'s engines alone.
+    void this.#host?.then((h) => h.evict(`${versionKey}:`));
   }
 
   async close(): Promise<void> {

@@ -18,8 +18,11 @@ export function authorizeStage(deps: GatewayDeps) {
     if (spec.dynamicConfig?.rules.length) {
       const picked = deps.selectDynamicConfig(ctx.service!, facts);
       const cfg = picked ? spec.dynamicConfig.configs.find((c) => c.name === picked) : undefined;
-      // A dynamic config replaces the parts it sets (upstream, http); the rest stays from spec.config.
-      if (cfg) ctx.config = { ...ctx.config, ...(cfg.upstream ? { upstream: cfg.upstream } : {}), ...(cfg.http ? { http: cfg.http } : {}) };
+      // A dynamic config replaces the parts it sets (upstream, http, and so http.plugins); the rest stays from spec.config.
+      if (cfg) {
+        ctx.config = { ...ctx.config, ...(cfg.upstream ? { upstream: cfg.upstream } : {}), ...(cfg.http ? { http: cfg.http } : {}) };
+        ctx.dynamicConfigName = cfg.name;
+      }
     }
   };
 }

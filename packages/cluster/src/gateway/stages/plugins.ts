@@ -3,6 +3,7 @@ import type { GatewayContext } from '../context.js';
 import type { GatewayDeps } from '../deps.js';
 import { buildFacts } from '../facts.js';
 import { respondFromPlugin } from '../plugin-responses.js';
+import { pluginsFor } from '../service-index.js';
 
 function pluginType(p: Plugin): string {
   return p.lua ? 'lua' : p.extProc ? 'extProc' : p.direct ? 'direct' : p.path ? 'path' : 'unknown';
@@ -22,13 +23,28 @@ function applyHeaderConfig(ctx: GatewayContext): void {
   for (const kv of h.addResponseHeaders ?? []) ctx.responseHeaderEdits.set[kv.key.toLowerCase()] = kv.value;
 }
 
-/** plugins: header config, then each enabled plugin in phase order whose `condition` holds. */
+/**
+ * Whether a plugin runs. A condition that reads what the request lacks is false (the plugin is skipped), as
+ * in Octelium. A condition that cannot be evaluated for another reason (a type error …) fails closed: the
+ * request is stopped with PLUGIN_FAILED and the plugin's run records the error. Octelium logs such an error
+ * and skips the plugin (vigil commonplugin ShouldEnforcePlugin); we deliberately differ, because a plugin
+ * gated by a condition is often the check (a Lua validation, an ExtProc filter) that the request must pass.
+ */
+function shouldRun(deps: GatewayDeps, ctx: GatewayContext, p: Plugin): boolean {
+  if (!p.condition) return true;
+  const c = deps.evaluateCondition(p.condition, (ctx.facts ??= buildFacts(ctx)));
+  if (!c.error) return c.matched;
+  ctx.plugins.push({ name: p.name, type: pluginType(p), outcome: 'error', error: `condition could not be evaluated (${c.error.code}): ${c.error.message}` });
+  throw new OcteliumError('PLUGIN_FAILED', `plugin "${p.name}": its condition could not be evaluated (${c.error.code}); request denied`, { reason: 'condition', evaluationError: c.error.code });
+}
+
+/** plugins: header config, then each enabled plugin of the config in effect, in phase order, whose `condition` holds. */
 export function pluginsStage(deps: GatewayDeps) {
   return async function plugins(ctx: GatewayContext): Promise<void> {
     applyHeaderConfig(ctx);
-    for (const p of ctx.entry!.plugins) {
+    for (const p of pluginsFor(ctx.entry!, ctx.dynamicConfigName)) {
+      if (!shouldRun(deps, ctx, p)) continue;
       ctx.facts ??= buildFacts(ctx);
-      if (p.condition && !deps.evaluateCondition(p.condition, ctx.facts)) continue;
       const run = { name: p.name, type: pluginType(p), outcome: 'continue' } as GatewayContext['plugins'][number];
       ctx.plugins.push(run);
       try {
