@@ -19,7 +19,8 @@ export function formatIssue(i: Issue): string {
   return `${formatPath(i.path)}: ${i.message}`;
 }
 
-function zodIssues(err: z.ZodError, prefix: PathSegment[]): Issue[] {
+/** A zod error as our Issues (path + readable message); shared by resource validation and request schemas. */
+export function zodIssues(err: z.ZodError, prefix: PathSegment[] = []): Issue[] {
   const out: Issue[] = [];
   for (const issue of err.issues) {
     const path = [...prefix, ...(issue.path as PathSegment[])];

@@ -1,11 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { OcteliumError } from '@octelium-ts/shared';
-import { OAuthError } from './errors.js';
+import { asOAuthError, OAuthError } from './errors.js';
 import { consentPage, errorPage } from './consent-page.js';
 import { GRANT_TTL_MS, validScope, type AsDeps } from './deps.js';
 import type { PendingAuthorization } from './grants.js';
 import type { RegisteredClient } from './clients.js';
-import { cookies, readForm, redirect, sendHtml } from './http.js';
+import { paramsOf } from '../api/parse-input.js';
+import { cookies, readParams, redirect, sendHtml } from './http.js';
+import { AuthorizeQuery, ConsentForm, parseParams } from './request-schemas.js';
 
 const MAX_LOGIN_FAILURES = 5;
 
@@ -43,9 +45,9 @@ function renderConsent(deps: AsDeps, res: ServerResponse, p: PendingAuthorizatio
 }
 
 /** `GET /oauth2/authorize`: validate the request (OAuth 2.1 §4.1.1, PKCE S256 required, RFC 8707), then show consent. */
-async function authorizeGet(deps: AsDeps, res: ServerResponse, q: URLSearchParams): Promise<void> {
+async function authorizeGet(deps: AsDeps, res: ServerResponse, q: AuthorizeQuery): Promise<void> {
   const issuer = deps.issuer();
-  const clientId = q.get('client_id');
+  const clientId = q.client_id;
   if (!clientId) return sendHtml(res, 400, errorPage('Invalid request', 'client_id is missing.'));
   let client: RegisteredClient;
   try {
@@ -54,28 +56,28 @@ async function authorizeGet(deps: AsDeps, res: ServerResponse, q: URLSearchParam
     return sendHtml(res, 400, errorPage('Unknown application', e instanceof OAuthError ? e.description : 'client lookup failed'));
   }
   // Until the redirect URI is known to be the client's own, errors are shown here, never redirected (open redirect).
-  const asked = q.get('redirect_uri');
+  const asked = q.redirect_uri;
   const redirectUri = asked ?? (client.redirect_uris.length === 1 ? client.redirect_uris[0] : undefined);
   if (!redirectUri || !client.redirect_uris.includes(redirectUri)) {
     return sendHtml(res, 400, errorPage('Invalid redirect URI', 'redirect_uri is missing or is not one this application registered (exact match required).'));
   }
-  const state = q.get('state') ?? undefined;
+  const state = q.state;
   const fail = (error: string, d: string) => redirectWithError(res, issuer, redirectUri, state, error, d);
-  if (q.get('response_type') !== 'code') return fail('unsupported_response_type', 'only response_type=code is supported');
+  if (q.response_type !== 'code') return fail('unsupported_response_type', 'only response_type=code is supported');
   if (!client.grant_types.includes('authorization_code')) return fail('unauthorized_client', 'this client did not register the authorization_code grant');
-  const codeChallenge = q.get('code_challenge');
-  if (!codeChallenge || q.get('code_challenge_method') !== 'S256' || !/^[A-Za-z0-9\-._~]{43,128}$/.test(codeChallenge)) {
+  const codeChallenge = q.code_challenge;
+  if (!codeChallenge || q.code_challenge_method !== 'S256' || !/^[A-Za-z0-9\-._~]{43,128}$/.test(codeChallenge)) {
     return fail('invalid_request', 'PKCE is required: code_challenge with code_challenge_method=S256');
   }
-  const scope = q.get('scope') ?? undefined;
+  const scope = q.scope;
   if (scope !== undefined && (!scope || !validScope(scope))) return fail('invalid_scope', 'malformed scope');
-  const resources = q.getAll('resource');
+  const resources = q.resource;
   if (resources.length > 1) return fail('invalid_target', 'one resource per authorization request');
   const resource = resources[0];
   if (resource !== undefined && !deps.resources.resolve(resource)) return fail('invalid_target', `"${resource}" is not a Service of this cluster`);
   const pending = deps.state.addPending({
     clientId, clientName: client.client_name ?? clientId, redirectUri, state, scope, resource, codeChallenge,
-    nonce: q.get('nonce') ?? undefined,
+    nonce: q.nonce,
   });
   renderConsent(deps, res, pending, client);
 }
@@ -83,23 +85,23 @@ async function authorizeGet(deps: AsDeps, res: ServerResponse, q: URLSearchParam
 /** `POST /oauth2/authorize`: the consent form. Login is by pasting an auth token (HUMAN users). */
 async function authorizePost(deps: AsDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const issuer = deps.issuer();
-  const form = await readForm(req);
-  const p = deps.state.getPending(form.get('request_id') ?? '');
+  const form = parseParams(ConsentForm, await readParams(req));
+  const p = deps.state.getPending(form.request_id ?? '');
   if (!p) return sendHtml(res, 400, errorPage('Request expired', 'This sign-in request is unknown or expired. Start again from the application.'));
   const cookie = cookies(req).get(csrfCookieName(issuer));
-  if (form.get('csrf') !== p.csrf || cookie !== p.csrf) return sendHtml(res, 403, errorPage('Forbidden', 'The form did not come from this sign-in page (CSRF check failed).'));
+  if (form.csrf !== p.csrf || cookie !== p.csrf) return sendHtml(res, 403, errorPage('Forbidden', 'The form did not come from this sign-in page (CSRF check failed).'));
   const client = await deps.clients.get(p.clientId).catch(() => undefined);
   if (!client) {
     deps.state.dropPending(p.id);
     return sendHtml(res, 400, errorPage('Unknown application', 'The application is no longer registered.'));
   }
-  if (form.get('action') !== 'allow') {
+  if (form.action !== 'allow') {
     deps.state.dropPending(p.id);
     return redirectWithError(res, issuer, p.redirectUri, p.state, 'access_denied', 'the user denied the request');
   }
   let who;
   try {
-    who = deps.identity.checkAuthTokenForGrant((form.get('auth_token') ?? '').trim());
+    who = deps.identity.checkAuthTokenForGrant((form.auth_token ?? '').trim());
   } catch (e) {
     if (!(e instanceof OcteliumError)) throw e;
     if (++p.failures >= MAX_LOGIN_FAILURES) {
@@ -122,7 +124,14 @@ async function authorizePost(deps: AsDeps, req: IncomingMessage, res: ServerResp
 }
 
 export async function authorizeEndpoint(deps: AsDeps, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-  if (req.method === 'GET') return authorizeGet(deps, res, url.searchParams);
-  if (req.method === 'POST') return authorizePost(deps, req, res);
-  res.writeHead(405, { allow: 'GET, POST' }).end();
+  try {
+    if (req.method === 'GET') return await authorizeGet(deps, res, parseParams(AuthorizeQuery, paramsOf(url.searchParams)));
+    if (req.method === 'POST') return await authorizePost(deps, req, res);
+    res.writeHead(405, { allow: 'GET, POST' }).end();
+  } catch (e) {
+    // A browser navigation: a malformed request gets a page, never a redirect (the redirect URI is unchecked yet).
+    const oauth = asOAuthError(e);
+    if (!oauth) throw e;
+    sendHtml(res, oauth.status, errorPage('Invalid request', oauth.description));
+  }
 }

@@ -1,5 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { OcteliumError } from '@octelium-ts/shared';
 import { readBody } from '../api/http-util.js';
+import { paramsOf } from '../api/parse-input.js';
+import { tryDecodeComponent } from '../api/uri-component.js';
 
 /**
  * CORS for the endpoints browser-based MCP clients call cross-origin (metadata, JWKS, token, registration,
@@ -43,12 +46,18 @@ export function redirect(res: ServerResponse, location: string, headers: Record<
 /** Token/registration requests are small; a hostile client cannot make us buffer more than this. */
 const FORM_LIMIT = 64 * 1024;
 
-/** An `application/x-www-form-urlencoded` body (or a JSON object, which the token endpoint always accepted). */
-export async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
-  const raw = (await readBody(req, FORM_LIMIT).catch(() => Buffer.alloc(0))).toString('utf8');
-  if (!String(req.headers['content-type'] ?? '').includes('json')) return new URLSearchParams(raw);
-  const obj = parseJsonObject(raw) ?? {};
-  return new URLSearchParams(Object.entries(obj).map(([k, v]) => [k, String(v)]));
+/**
+ * The parameters of an `application/x-www-form-urlencoded` body, or of a JSON object (which the token endpoint
+ * always accepted), untyped: every endpoint checks them against its schema (request-schemas.ts) before use.
+ * A repeated form parameter becomes an array, so that a single-value field refuses it.
+ */
+export async function readParams(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const raw = (await readBody(req, FORM_LIMIT)).toString('utf8');
+  if (!String(req.headers['content-type'] ?? '').includes('json')) return paramsOf(new URLSearchParams(raw));
+  if (!raw.trim()) return {};
+  const obj = parseJsonObject(raw);
+  if (!obj) throw new OcteliumError('INVALID_ARGUMENT', 'the request body must be a JSON object');
+  return obj;
 }
 
 export async function readJsonObject(req: IncomingMessage): Promise<Record<string, unknown> | undefined> {
@@ -65,11 +74,17 @@ function parseJsonObject(text: string): Record<string, unknown> | undefined {
   }
 }
 
+/**
+ * Cookies by name. A value that is not valid percent-encoding is skipped, not an error: it may belong to any
+ * other application on this host, and ours (the CSRF cookie) is base64url, which never needs decoding.
+ */
 export function cookies(req: IncomingMessage): Map<string, string> {
   const out = new Map<string, string>();
   for (const part of String(req.headers.cookie ?? '').split(';')) {
     const i = part.indexOf('=');
-    if (i > 0) out.set(part.slice(0, i).trim(), decodeURIComponent(part.slice(i + 1).trim()));
+    if (i <= 0) continue;
+    const value = tryDecodeComponent(part.slice(i + 1).trim());
+    if (value !== undefined) out.set(part.slice(0, i).trim(), value);
   }
   return out;
 }

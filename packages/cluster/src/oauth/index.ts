@@ -6,7 +6,9 @@ import { authorizeEndpoint } from './authorize-endpoint.js';
 import { CimdResolver } from './cimd.js';
 import { ClientRegistry } from './clients.js';
 import type { AsDeps } from './deps.js';
-import { OAuthError } from './errors.js';
+import { asOAuthError, invalidClientMetadata, invalidRequest, OAuthError } from './errors.js';
+import { parseParams, RegistrationRequest } from './request-schemas.js';
+import { tryDecodeComponent } from '../api/uri-component.js';
 import { AuthorizationState, RefreshTokens } from './grants.js';
 import { OPEN_CORS, readJsonObject, sendJson } from './http.js';
 import type { KeyRing } from './keyring.js';
@@ -41,14 +43,10 @@ export interface AuthorizationServer {
 
 /** RFC 7591 §3: `POST /oauth2/register`. Open registration, as MCP clients expect; abuse is capped in the registry. */
 async function registrationEndpoint(deps: AsDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  try {
-    if (req.method !== 'POST') throw new OAuthError('invalid_request', 'use POST', 405);
-    const body = await readJsonObject(req).catch(() => undefined);
-    sendJson(res, 201, deps.clients.register(body), OPEN_CORS);
-  } catch (e) {
-    if (e instanceof OAuthError) return e.send(res);
-    throw e;
-  }
+  if (req.method !== 'POST') throw new OAuthError('invalid_request', 'use POST', 405);
+  const body = await readJsonObject(req);
+  if (!body) throw invalidClientMetadata('the registration request must be a JSON object');
+  sendJson(res, 201, deps.clients.register(parseParams(RegistrationRequest, body, invalidClientMetadata)), OPEN_CORS);
 }
 
 /**
@@ -66,7 +64,7 @@ export function createAuthorizationServer(opts: AuthorizationServerOptions): Aut
   const metadata = () => authorizationServerMetadata(opts.issuer(), opts.store);
   const cors = new Set(['/oauth2/token', '/oauth2/register', '/oauth2/revoke', '/oauth2/jwks', '/.well-known/jwks.json', '/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']);
 
-  async function handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  async function route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const path = url.pathname;
     if (req.method === 'OPTIONS' && cors.has(path)) {
       res.writeHead(204, OPEN_CORS).end();
@@ -88,8 +86,29 @@ export function createAuthorizationServer(opts: AuthorizationServerOptions): Aut
       case '/oauth2/revoke':
         return revocationEndpoint(deps, req, res);
     }
-    if (path.startsWith('/.well-known/oauth-protected-resource') && opts.protectedResourceMetadata?.(req, res, url)) return;
+    if (path.startsWith('/.well-known/oauth-protected-resource')) {
+      // The metadata path names a Service, and the router percent-decodes that name: refuse what cannot decode.
+      if (tryDecodeComponent(path) === undefined) throw invalidRequest('the path is not valid percent-encoding');
+      if (opts.protectedResourceMetadata?.(req, res, url)) return;
+    }
     sendJson(res, 404, { error: 'not_found' });
+  }
+
+  /**
+   * Every endpoint answers for itself, and this answers for everything they did not expect: OAuth errors as
+   * they are, other client errors as `invalid_request`, and anything else as a logged 500 `server_error`.
+   * Nothing is left to reject into the listener.
+   */
+  async function handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    try {
+      await route(req, res, url);
+    } catch (e) {
+      if (res.headersSent) return void res.destroy();
+      const oauth = asOAuthError(e);
+      if (oauth) return oauth.send(res);
+      console.error(`oauth: ${req.method} ${url.pathname} failed:`, e);
+      new OAuthError('server_error', 'internal error', 500).send(res);
+    }
   }
 
   return { handle, resources, close: () => cimd.close() };

@@ -1,38 +1,47 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { OcteliumError, type UserSpec } from '@octelium-ts/shared';
-import { invalidClient, invalidGrant, invalidRequest, invalidScope, invalidTarget, OAuthError } from './errors.js';
+import { tryDecodeComponent } from '../api/uri-component.js';
+import { asOAuthError, invalidClient, invalidGrant, invalidRequest, invalidScope, invalidTarget, OAuthError } from './errors.js';
 import { pkceS256Matches } from './grants.js';
 import type { RegisteredClient } from './clients.js';
 import { validScope, type AsDeps } from './deps.js';
-import { OPEN_CORS, readForm, sendJson } from './http.js';
+import { OPEN_CORS, readParams, sendJson } from './http.js';
+import { parseParams, RevocationRequest, TokenRequest } from './request-schemas.js';
 
 const ID_TOKEN_TTL_S = 3600;
 
-/** Client authentication: HTTP Basic (RFC 6749 §2.3.1) or client_id/client_secret in the form body. */
-export function clientCredentials(req: IncomingMessage, form: URLSearchParams): { id?: string; secret?: string; via: 'basic' | 'post' | 'none' } {
+/**
+ * Client authentication: HTTP Basic (RFC 6749 §2.3.1, id and secret form-urlencoded before base64) or
+ * client_id/client_secret in the body. Malformed encoding in the header is a 400, never an exception.
+ */
+export function clientCredentials(req: IncomingMessage, form: { client_id?: string; client_secret?: string }): { id?: string; secret?: string; via: 'basic' | 'post' | 'none' } {
   const h = req.headers.authorization;
   if (h?.toLowerCase().startsWith('basic ')) {
     const decoded = Buffer.from(h.slice(6), 'base64').toString('utf8');
     const i = decoded.indexOf(':');
-    if (i > 0) return { id: decodeURIComponent(decoded.slice(0, i)), secret: decodeURIComponent(decoded.slice(i + 1)), via: 'basic' };
+    if (i > 0) {
+      const id = tryDecodeComponent(decoded.slice(0, i)), secret = tryDecodeComponent(decoded.slice(i + 1));
+      if (id === undefined || secret === undefined) throw invalidRequest('the Basic credentials are not valid form-urlencoding');
+      return { id, secret, via: 'basic' };
+    }
   }
-  const secret = form.get('client_secret') ?? undefined;
-  return { id: form.get('client_id') ?? undefined, secret, via: secret ? 'post' : 'none' };
+  const secret = form.client_secret;
+  return { id: form.client_id, secret, via: secret ? 'post' : 'none' };
 }
 
 /** The single `resource` of a token request (RFC 8707), checked to be a Service of this cluster. */
-function resourceParam(deps: AsDeps, form: URLSearchParams): string | undefined {
-  const all = form.getAll('resource');
+function resourceParam(deps: AsDeps, form: { resource: string[] }): string | undefined {
+  const all = form.resource;
   if (all.length > 1) throw invalidTarget('one resource per token request');
   if (all.length && !deps.resources.resolve(all[0])) throw invalidTarget(`"${all[0]}" is not a Service of this cluster`);
   return all[0];
 }
 
 /** OAUTH2 Credentials (workloads): the grant the cluster always had, now optionally audience-bound. */
-async function clientCredentialsGrant(deps: AsDeps, req: IncomingMessage, form: URLSearchParams): Promise<Record<string, unknown>> {
+async function clientCredentialsGrant(deps: AsDeps, req: IncomingMessage, form: TokenRequest): Promise<Record<string, unknown>> {
   const { id, secret } = clientCredentials(req, form);
   if (!id || !secret) throw invalidClient('client_id and client_secret are required');
-  const scope = form.get('scope') ?? undefined;
+  const scope = form.scope;
   if (scope !== undefined && (!scope || !validScope(scope))) throw invalidScope('malformed scope');
   const resource = resourceParam(deps, form);
   try {
@@ -43,7 +52,7 @@ async function clientCredentialsGrant(deps: AsDeps, req: IncomingMessage, form: 
   }
 }
 
-async function authenticatedClient(deps: AsDeps, req: IncomingMessage, form: URLSearchParams): Promise<RegisteredClient> {
+async function authenticatedClient(deps: AsDeps, req: IncomingMessage, form: { client_id?: string; client_secret?: string }): Promise<RegisteredClient> {
   const { id, secret, via } = clientCredentials(req, form);
   if (!id) throw invalidClient('client_id is required');
   return deps.clients.authenticate(id, secret, via);
@@ -64,8 +73,8 @@ async function idToken(deps: AsDeps, user: { metadata: { uid?: string; name: str
 }
 
 /** authorization_code + PKCE (OAuth 2.1 §4.1.3): one Session per grant, audience = the `resource` indicator. */
-async function authorizationCodeGrant(deps: AsDeps, req: IncomingMessage, form: URLSearchParams): Promise<Record<string, unknown>> {
-  const code = form.get('code'), redirectUri = form.get('redirect_uri'), verifier = form.get('code_verifier');
+async function authorizationCodeGrant(deps: AsDeps, req: IncomingMessage, form: TokenRequest): Promise<Record<string, unknown>> {
+  const { code, redirect_uri: redirectUri, code_verifier: verifier } = form;
   if (!code || !verifier) throw invalidRequest('code and code_verifier are required');
   const client = await authenticatedClient(deps, req, form);
   const g = deps.state.code(code);
@@ -101,8 +110,8 @@ async function authorizationCodeGrant(deps: AsDeps, req: IncomingMessage, form: 
 }
 
 /** refresh_token (OAuth 2.1 §4.3): rotation on every use; a replayed old token revokes the grant. */
-async function refreshTokenGrant(deps: AsDeps, req: IncomingMessage, form: URLSearchParams): Promise<Record<string, unknown>> {
-  const token = form.get('refresh_token');
+async function refreshTokenGrant(deps: AsDeps, req: IncomingMessage, form: TokenRequest): Promise<Record<string, unknown>> {
+  const token = form.refresh_token;
   if (!token) throw invalidRequest('refresh_token is required');
   const client = await authenticatedClient(deps, req, form);
   const g = deps.refresh.lookup(token);
@@ -113,7 +122,7 @@ async function refreshTokenGrant(deps: AsDeps, req: IncomingMessage, form: URLSe
   }
   const who = deps.identity.grantSessionUser(g.sessionName);
   if (!who) throw invalidGrant('the grant was revoked');
-  const scope = form.get('scope') ?? undefined;
+  const scope = form.scope;
   const granted = new Set(g.scope?.split(' ') ?? []);
   // Refreshing can narrow the scope, never widen it (RFC 6749 §6).
   if (scope !== undefined && (!validScope(scope) || scope.split(' ').some((s) => !granted.has(s)))) throw invalidScope('scope exceeds the original grant');
@@ -129,8 +138,8 @@ async function refreshTokenGrant(deps: AsDeps, req: IncomingMessage, form: URLSe
 export async function tokenEndpoint(deps: AsDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   try {
     if (req.method !== 'POST') throw new OAuthError('invalid_request', 'use POST', 405);
-    const form = await readForm(req);
-    const grant = form.get('grant_type');
+    const form = parseParams(TokenRequest, await readParams(req));
+    const grant = form.grant_type;
     let body: Record<string, unknown>;
     if (grant === 'client_credentials') body = await clientCredentialsGrant(deps, req, form);
     else if (grant === 'authorization_code') body = await authorizationCodeGrant(deps, req, form);
@@ -138,7 +147,8 @@ export async function tokenEndpoint(deps: AsDeps, req: IncomingMessage, res: Ser
     else throw new OAuthError('unsupported_grant_type', 'supported grant types: client_credentials, authorization_code, refresh_token');
     sendJson(res, 200, body, OPEN_CORS);
   } catch (e) {
-    if (e instanceof OAuthError) return e.send(res);
+    const oauth = asOAuthError(e);
+    if (oauth) return oauth.send(res);
     throw e;
   }
 }
@@ -147,8 +157,8 @@ export async function tokenEndpoint(deps: AsDeps, req: IncomingMessage, res: Ser
 export async function revocationEndpoint(deps: AsDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   try {
     if (req.method !== 'POST') throw new OAuthError('invalid_request', 'use POST', 405);
-    const form = await readForm(req);
-    const token = form.get('token');
+    const form = parseParams(RevocationRequest, await readParams(req));
+    const token = form.token;
     if (!token) throw invalidRequest('token is required');
     const client = await authenticatedClient(deps, req, form);
     let session = deps.refresh.revoke(token, client.client_id);
@@ -160,7 +170,8 @@ export async function revocationEndpoint(deps: AsDeps, req: IncomingMessage, res
     // RFC 7009 §2.2: unknown tokens are not an error.
     sendJson(res, 200, {}, OPEN_CORS);
   } catch (e) {
-    if (e instanceof OAuthError) return e.send(res);
+    const oauth = asOAuthError(e);
+    if (oauth) return oauth.send(res);
     throw e;
   }
 }
