@@ -119,6 +119,31 @@ test('the agent dials only upstream URLs accepted for the Service: it is not an 
   }
 });
 
+test('the agent sends the upstream exactly the path it was given: no dot-segment resolution, no slash merging, no re-encoding', async () => {
+  const up = await recorder();
+  const base = `${up.url}/base`;
+  const hub = await fakeHub(() => ({ services: [{ name: 'svc', upstreams: [base] }] }));
+  const agent = await agentTo(hub.port);
+  try {
+    const mux = await hub.connected;
+    // What the gateway authorized is what the upstream must see; anything else is a path no policy looked at.
+    const paths = ['/a/../admin', '/a/%2e%2e/admin', '/a/.%2E/admin', '/a//b///c', '/a/./b', '/{x}|^`', '/a%2Fb?q=../x', '/a/..'];
+    for (const p of paths) {
+      const r = await outcome(mux.openStream(serveHead(base, p)));
+      assert.equal((r as { status: number }).status, 200, `${p}: ${JSON.stringify(r)}`);
+    }
+    assert.deepEqual(up.paths, paths.map((p) => `/base${p}`));
+    // A target that cannot go on a request line is refused, not mangled.
+    assert.deepEqual(await outcome(mux.openStream(serveHead(base, '/a b'))), { reset: 'REFUSED' });
+    assert.equal(up.paths.length, paths.length);
+  } finally {
+    await agent.close();
+    await hub.close();
+    up.server.closeAllConnections();
+    await new Promise((r) => up.server.close(r));
+  }
+});
+
 test('an upstream that cannot be reached resets the stream with UPSTREAM_FAILED and the reason', async () => {
   const dead = await recorder();
   const deadURL = dead.url;

@@ -55,9 +55,14 @@ test('hop-by-hop headers and Host never cross the tunnel', () => {
 test('upstream URLs normalise and requests cannot escape the upstream origin', () => {
   assert.equal(normalizeUpstreamURL('http://localhost:8080/'), 'http://localhost:8080');
   assert.equal(normalizeUpstreamURL('http://LOCALHOST:80/base/'), 'http://localhost/base');
-  assert.equal(joinUpstreamURL('http://localhost:8080', '/mcp?x=1'), 'http://localhost:8080/mcp?x=1');
-  assert.equal(joinUpstreamURL('http://localhost:8080/base/', '/mcp'), 'http://localhost:8080/base/mcp');
-  assert.equal(new URL(joinUpstreamURL('http://localhost:8080', '//evil.example/x')).host, 'localhost:8080');
+  assert.deepEqual(joinUpstreamURL('http://localhost:8080', '/mcp?x=1'), { origin: 'http://localhost:8080', path: '/mcp?x=1' });
+  assert.deepEqual(joinUpstreamURL('http://localhost:8080/base/', '/mcp'), { origin: 'http://localhost:8080', path: '/base/mcp' });
+  assert.deepEqual(joinUpstreamURL('http://localhost:8080', '//evil.example/x'), { origin: 'http://localhost:8080', path: '//evil.example/x' });
+  // Exactly what was authorized: no dot-segment resolution, no slash merging, no re-encoding.
+  for (const p of ['/a/../b', '/a/%2e%2e/b', '/a//b///c', '/a/./b', '/{x}|^', '/a%2Fb?x=../y']) {
+    assert.equal(joinUpstreamURL('http://localhost:8080/base', p).path, `/base${p}`);
+  }
   assert.throws(() => joinUpstreamURL('http://localhost:8080', '@evil.example/'));
+  assert.throws(() => joinUpstreamURL('http://localhost:8080', '/a b'));
   assert.throws(() => normalizeUpstreamURL('file:///etc/passwd'));
 });

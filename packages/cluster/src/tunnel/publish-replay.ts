@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import { endToEndHeaders, forwardStreamAsHTTP, type TunnelStream } from '@octelium-ts/shared';
+import { endToEndHeaders, forwardStreamAsHTTP, publishedPathProblem, type TunnelStream } from '@octelium-ts/shared';
 import type { AgentConnection } from './agent-conn.js';
 import { isServiceName } from './services.js';
 
@@ -21,11 +21,18 @@ export async function replayPublished(stream: TunnelStream, conn: AgentConnectio
     stream.reset('REFUSED', `not a valid Service name: ${head.service}`);
     return;
   }
-  const url = `${ctx.selfURL.replace(/\/+$/, '')}/svc/${head.service}${head.path}`;
+  // The agent checks this too; the hub cannot rely on it (any Session holder can speak the protocol).
+  const problem = publishedPathProblem(head.path);
+  if (problem) {
+    stream.reset('REFUSED', problem);
+    return;
+  }
+  // The path goes to the gateway as the agent sent it (no URL parsing on the way): the gateway is what authorizes it.
+  const target = { origin: new URL(ctx.selfURL).origin, path: `/svc/${head.service}${head.path}` };
   // Whatever credential the local client sent is not the agent's to forward: the agent's User is the actor.
   const headers = endToEndHeaders(head.headers, ['authorization', 'x-octelium-auth']);
   headers['x-octelium-auth'] = conn.token;
-  await forwardStreamAsHTTP(stream, url, headers, ctx.dispatcher, (err, phase) => {
+  await forwardStreamAsHTTP(stream, target, headers, ctx.dispatcher, (err, phase) => {
     if (phase === 'request') ctx.log('tunnel: published request failed', { agent: conn.id, service: head.service, error: err.message });
     return `cluster ${phase} failed: ${err.message}`;
   });

@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import { endToEndHeaders, forwardStreamAsHTTP, joinUpstreamURL, normalizeUpstreamURL, type TunnelStream } from '@octelium-ts/shared';
+import { endToEndHeaders, forwardStreamAsHTTP, joinUpstreamURL, normalizeUpstreamURL, type TunnelStream, type UpstreamTarget } from '@octelium-ts/shared';
 
 export interface ServeContext {
   /** Service → upstream URLs this agent was told it may dial (from WELCOME / SERVICES). */
@@ -27,7 +27,7 @@ export async function serveStream(stream: TunnelStream, ctx: ServeContext): Prom
     ctx.log('refused a request for an upstream this agent does not serve', { service: head.service, upstream: head.upstreamURL });
     return stream.reset('REFUSED', `this agent does not serve ${head.upstreamURL ?? '(no upstream)'} for Service ${head.service}`);
   }
-  let target: string;
+  let target: UpstreamTarget;
   try {
     target = joinUpstreamURL(upstream, head.path);
   } catch (err) {
@@ -36,7 +36,7 @@ export async function serveStream(stream: TunnelStream, ctx: ServeContext): Prom
   await forwardStreamAsHTTP(stream, target, endToEndHeaders(head.headers), ctx.dispatcher, (e, phase) => {
     if (phase === 'response') return `upstream response failed: ${e.message}`;
     const msg = e.message || e.code || 'request failed';
-    const reason = `${target}: ${msg}${e.code && !msg.includes(e.code) ? ` (${e.code})` : ''}`;
+    const reason = `${target.origin}${target.path}: ${msg}${e.code && !msg.includes(e.code) ? ` (${e.code})` : ''}`;
     ctx.log('upstream request failed', { service: head.service, error: reason });
     return reason;
   });

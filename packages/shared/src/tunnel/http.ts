@@ -1,5 +1,5 @@
 import { pipeline } from 'node:stream';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { HeaderMap } from './frames.js';
 import type { TunnelStream } from './stream.js';
 
@@ -59,21 +59,33 @@ export function normalizeUpstreamURL(url: string): string {
   return `${u.protocol}//${u.host}${path}${u.search}`;
 }
 
+/** Where a tunnelled request goes: an origin, and the request-target sent to it as is. */
+export interface UpstreamTarget {
+  /** `http(s)://host[:port]` */
+  origin: string;
+  /** The upstream's base path, then the request's path and query, byte for byte. */
+  path: string;
+}
+
+/** What undici accepts in a request-target: no controls, no space (it would split the request line). */
+const BAD_TARGET_CHAR = /[^\u0021-\u00ff]/;
+
 /**
- * The URL actually dialed: the upstream's origin and base path, then the request's path+query. Built by string
- * concatenation and then checked, because `new URL(path, base)` would let `//other-host/` escape to another origin.
+ * The request actually dialed: the upstream's origin, and its base path followed by the request's path+query exactly as
+ * the gateway authorized it. Nothing is resolved or re-encoded: `new URL()` would turn `/a/%2e%2e/b` into `/b` and
+ * `{` into `%7B`, and read `//other-host/` as another origin. Kept apart from the origin, the path can only ever be a
+ * path on the upstream, and the upstream sees the path the policy saw.
  */
-export function joinUpstreamURL(upstreamURL: string, pathAndQuery: string): string {
+export function joinUpstreamURL(upstreamURL: string, pathAndQuery: string): UpstreamTarget {
   if (!pathAndQuery.startsWith('/')) throw new Error(`request path must start with "/": ${pathAndQuery}`);
+  if (BAD_TARGET_CHAR.test(pathAndQuery)) throw new Error('request path contains a control character or a space');
   const base = new URL(normalizeUpstreamURL(upstreamURL));
   const basePath = base.pathname === '/' ? '' : base.pathname;
-  const target = new URL(`${base.protocol}//${base.host}${basePath}${pathAndQuery}`);
-  if (target.origin !== base.origin) throw new Error(`request path escapes the upstream origin: ${pathAndQuery}`);
-  return target.href;
+  return { origin: base.origin, path: `${basePath}${pathAndQuery}` };
 }
 
 /**
- * Sends a tunnel stream's request as an HTTP request to `url` and streams the response back into the stream —
+ * Sends a tunnel stream's request as an HTTP request to `target` and streams the response back into the stream —
  * the one job both ends of the tunnel do (the agent dialling an upstream it serves, the hub replaying a published
  * request on its own listener). Only a stream that ended abnormally before its response was sent in full aborts the
  * request; a completed one is left alone (aborting it is wasted work and can cut a keep-alive connection).
@@ -81,7 +93,7 @@ export function joinUpstreamURL(upstreamURL: string, pathAndQuery: string): stri
  */
 export async function forwardStreamAsHTTP(
   stream: TunnelStream,
-  url: string,
+  target: UpstreamTarget,
   headers: HeaderMap,
   dispatcher: Dispatcher,
   describeError: (err: Error & { code?: string }, phase: 'request' | 'response') => string,
@@ -93,12 +105,14 @@ export async function forwardStreamAsHTTP(
     if (stream.error && !stream.writable.writableFinished) ac.abort(stream.error);
   });
   try {
-    const res = await request(url, {
+    // dispatcher.request, not undici's request(url): that one parses the URL and so normalizes the path.
+    const res = await dispatcher.request({
+      origin: target.origin,
+      path: target.path,
       method: head.method as Dispatcher.HttpMethod,
       headers,
       body: head.hasBody ? stream.readable : undefined,
       signal: ac.signal,
-      dispatcher,
     });
     if (stream.closed) {
       res.body.destroy();

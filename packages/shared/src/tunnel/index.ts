@@ -7,3 +7,4 @@ export * from './memory-transport.js';
 export * from './stream.js';
 export * from './mux.js';
 export * from './http.js';
+export * from './published-path.js';
