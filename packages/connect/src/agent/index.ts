@@ -33,6 +33,11 @@ export interface AgentOptions {
   stateFile?: string | false;
   backoff?: BackoffOptions;
   heartbeat?: { intervalMs?: number; timeoutMs?: number };
+  /**
+   * Host names a published port accepts in `Host` (with its port) besides localhost, 127.0.0.1 and [::1]; anything
+   * else gets 403 (DNS rebinding protection). Default none.
+   */
+  publishAllowedHosts?: string[];
   /** How long a request on a published port waits for a reconnecting tunnel before 503. Default 2 s. */
   publishGraceMs?: number;
   /**
@@ -102,6 +107,7 @@ class ConnectAgent extends EventEmitter implements AgentHandle {
       getMux: (ms) => this.#waitForMux(ms),
       graceMs: opts.publishGraceMs ?? 2000,
       onStream: () => this.#published++,
+      allowedHosts: opts.publishAllowedHosts,
       log: this.#log,
     }));
     this.#state = {

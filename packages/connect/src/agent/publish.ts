@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream';
 import {
   OcteliumError, TunnelStreamError, endToEndHeaders, requestHasBody, type TunnelMux,
 } from '@octelium-ts/shared';
+import { checkLocalRequest, localRequestGuard, type LocalRequestGuard } from './local-request-guard.js';
 
 /** `-p SVC:PORT` or `-p SVC:HOST:PORT` (HOST may be `[v6]`). */
 export interface PublishSpec { service: string; host?: string; port: number }
@@ -26,6 +27,8 @@ export interface PublishListenerOptions {
   /** How long a local request waits for a reconnecting tunnel before 503. */
   graceMs: number;
   onStream?: () => void;
+  /** Host names accepted in `Host` besides loopback ones (`--publish-allow-host`); see local-request-guard.ts. */
+  allowedHosts?: readonly string[];
   log: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -39,6 +42,7 @@ export class PublishListener {
   address?: string;
   readonly #opts: PublishListenerOptions;
   readonly #server: Server;
+  #guard?: LocalRequestGuard;
 
   constructor(spec: PublishSpec, opts: PublishListenerOptions) {
     this.spec = spec;
@@ -61,6 +65,7 @@ export class PublishListener {
         this.#server.off('error', reject);
         const a = this.#server.address() as AddressInfo;
         this.address = formatAddress(a.address, a.port);
+        this.#guard = localRequestGuard(host, a.port, this.#opts.allowedHosts);
         resolve(this.address);
       });
     });
@@ -74,6 +79,11 @@ export class PublishListener {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const refused = this.#guard ? checkLocalRequest(req, this.#guard) : new OcteliumError('UNREACHABLE', 'not listening');
+    if (refused) {
+      req.resume();
+      return sendError(res, refused);
+    }
     const mux = await this.#opts.getMux(this.#opts.graceMs);
     if (!mux || mux.closed) {
       return sendError(res, new OcteliumError('UPSTREAM_NOT_CONNECTED', 'octelium connect is not connected to the cluster; retrying in the background'));
@@ -83,7 +93,7 @@ export class PublishListener {
       kind: 'publish',
       service: this.spec.service,
       method: req.method ?? 'GET',
-      path: req.url?.startsWith('/') ? req.url : '/',
+      path: req.url!, // checked by checkLocalRequest
       headers: endToEndHeaders(req.headers),
       hasBody,
     });

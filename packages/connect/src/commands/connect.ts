@@ -12,6 +12,7 @@ interface ConnectOptions {
   serve: string[];
   serveAll?: boolean;
   publish: string[];
+  publishAllowHost: string[];
   detach?: boolean;
   authToken?: string;
 }
@@ -25,6 +26,7 @@ export function registerConnect(program: Command): void {
     .option('--serve <svc>', 'serve a Service whose upstream.user is you, dialing its upstream.url from here (repeatable)', collect, [])
     .option('--serve-all', 'serve every Service assigned to your User')
     .option('-p, --publish <spec>', 'publish a Service on a local port: SVC:PORT or SVC:HOST:PORT (repeatable; port 0 picks one)', collect, [])
+    .option('--publish-allow-host <name>', 'also accept this Host name on published ports (default: loopback names only; repeatable)', collect, [])
     .option('-d, --detach', 'run in the background (pid and state in ~/.config/octelium/connect-<domain>.json)')
     .option('--auth-token <token>', 'auth-token Credential (default: $OCTELIUM_AUTH_TOKEN, else the stored login Session)')
     .action(async (o: ConnectOptions, cmd: Command) => {
@@ -53,6 +55,7 @@ export function registerConnect(program: Command): void {
       };
       const agent = await startAgent({
         domain, accessToken, renewAccessToken, serve: o.serve, serveAll: Boolean(o.serveAll), publish, log,
+        publishAllowedHosts: o.publishAllowHost,
         onState: tty ? undefined : printLine,
       });
       if (!tty && !prev) printLine(agent.state);
@@ -116,6 +119,7 @@ async function detach(domain: string, o: ConnectOptions, accessToken: string, au
     ...o.serve.flatMap((s) => ['--serve', s]),
     ...(o.serveAll ? ['--serve-all'] : []),
     ...o.publish.flatMap((p) => ['-p', p]),
+    ...o.publishAllowHost.flatMap((h) => ['--publish-allow-host', h]),
   ];
   // Tokens go through the environment, never argv (visible in `ps`). The auth token lets the child renew its Session.
   const env = { ...process.env, OCTELIUM_ACCESS_TOKEN: accessToken, ...(authToken ? { OCTELIUM_AUTH_TOKEN: authToken } : {}) };
