@@ -19,6 +19,12 @@ export interface AccessLog {
       isPublic: boolean;
       isAnonymous: boolean;
       plugins?: Array<{ name: string; type: string; outcome: string; error?: string }>;
+      /**
+       * Why the request failed, when it did. With `status: ALLOWED` and a 2xx `response.code` it means the response
+       * was cut after its status line went out: the upstream or the agent's tunnel ended the body early
+       * (`OCT_ERR_UPSTREAM_FAILED`, message "upstream response ended early after N bytes: …").
+       */
+      error?: { code: string; message: string };
     };
     info: {
       http: {

@@ -13,13 +13,15 @@ function jsonRpcCode(e: OcteliumError): number {
  */
 export function renderGatewayError(ctx: GatewayContext, err: OcteliumError, extraHeaders: Record<string, string> = {}): void {
   ctx.error = err;
-  ctx.responseStatus = err.httpStatus;
   const { res } = ctx;
   if (ctx.responded || res.headersSent) {
-    // Mid-stream failure: the status line is gone, so the only honest signal left is to cut the stream.
+    // Mid-stream failure: the status line is gone, so the only honest signal left is to cut the stream. The
+    // AccessLog keeps the status the client got (as Envoy's does); its `error` says the body was cut.
+    ctx.responseStatus ||= err.httpStatus;
     res.destroy();
     return;
   }
+  ctx.responseStatus = err.httpStatus;
   ctx.responded = true;
   const headers: Record<string, string> = { 'content-type': 'application/json', 'cache-control': 'no-store', ...extraHeaders };
   if (err.httpStatus === 401) headers['www-authenticate'] ??= 'Bearer realm="octelium"';

@@ -18,10 +18,16 @@ function applyHeaderEdits(ctx: GatewayContext, headers: Record<string, string | 
 async function readAll(body: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const c of body) {
-    size += (c as Buffer).length;
-    if (size > MAX_BUFFERED_RESPONSE) throw new OcteliumError('UPSTREAM_FAILED', 'response too large for response plugins');
-    chunks.push(c as Buffer);
+  try {
+    for await (const c of body) {
+      size += (c as Buffer).length;
+      if (size > MAX_BUFFERED_RESPONSE) throw new OcteliumError('UPSTREAM_FAILED', 'response too large for response plugins');
+      chunks.push(c as Buffer);
+    }
+  } catch (err) {
+    if (err instanceof OcteliumError) throw err;
+    // A body the upstream cut is its failure (502), not the gateway's (500).
+    throw new OcteliumError('UPSTREAM_FAILED', `upstream response ended early after ${size} bytes: ${(err as Error).message || String(err)}`);
   }
   return Buffer.concat(chunks);
 }
@@ -65,10 +71,19 @@ export async function sendUpstreamResponse(ctx: GatewayContext, up: UpstreamResp
   if (isSSE) res.flushHeaders();
   let body: AsyncIterable<Buffer> = up.body;
   if (isSSE) for (const t of ctx.responseTransforms ?? []) if (t.sse) body = t.sse(body);
-  for await (const chunk of body) {
-    ctx.responseBytes += (chunk as Buffer).length;
-    // Wait for the client to drain; a client that goes away aborts ctx.abort, which ends the wait (no listener piles up).
-    if (!res.write(chunk)) await once(res, 'drain', { signal: ctx.abort.signal });
+  try {
+    for await (const chunk of body) {
+      ctx.responseBytes += (chunk as Buffer).length;
+      // Wait for the client to drain; a client that goes away aborts ctx.abort, which ends the wait (no listener piles up).
+      if (!res.write(chunk)) await once(res, 'drain', { signal: ctx.abort.signal });
+    }
+  } catch (err) {
+    // The client went away (499), or a response plugin failed: not the upstream's doing.
+    if (ctx.abort.signal.aborted || err instanceof OcteliumError) throw err;
+    // The upstream (or the agent's tunnel) cut the body after the status line went out. Say so in the AccessLog:
+    // otherwise a cut stream looks like a gateway fault, or like a complete response with the same status.
+    const reason = (err as Error).message || (err as { code?: string }).code || String(err);
+    throw new OcteliumError('UPSTREAM_FAILED', `upstream response ended early after ${ctx.responseBytes} bytes: ${reason}`);
   }
   res.end();
 }
