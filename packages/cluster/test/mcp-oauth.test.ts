@@ -8,7 +8,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { startCluster, type Cluster } from '../src/cluster.js';
-import { isAllowedAddress } from '../src/oauth/ssrf.js';
+import { isAllowedAddress } from '../src/net/ssrf.js';
 import { service, startDemoMcpServer, startTestCluster, tempDir, user, type TestCluster } from './helpers/testing.js';
 import { MemoryOAuthProvider, submitConsent } from './fixtures/mcp/oauth-client.js';
 

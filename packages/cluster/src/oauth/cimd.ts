@@ -1,7 +1,7 @@
 import { Agent, request } from 'undici';
 import { isIP } from 'node:net';
 import { invalidClient, invalidClientMetadata, invalidRedirectUri } from './errors.js';
-import { guardedLookup, isAllowedAddress } from './ssrf.js';
+import { guardedLookup, isAllowedAddress } from '../net/ssrf.js';
 import { isLoopbackHostname } from './resource-indicators.js';
 
 /** The subset of client metadata the authorization server acts on (RFC 7591 names). */
