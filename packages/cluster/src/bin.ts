@@ -1,12 +1,23 @@
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
 import { startCluster } from './cluster.js';
 
 /** Commander collector for repeatable flags. */
 const collect = (v: string, all: string[]) => [...all, v];
 
+/** A non-negative integer flag, or a clear error naming the flag. */
+function count(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a non-negative integer, got "${v}"`);
+    return n;
+  };
+}
+
 interface StartFlags {
   dataDir: string; host: string; port: string; domain: string;
+  trustedProxyHops?: number; maxHeaderBytes?: number; maxHeaderCount?: number; maxUrlBytes?: number; headersTimeout?: number;
+  requestTimeout?: number; maxBodyBytes?: number; maxInflightPerUser?: number;
   otlpEndpoint?: string; otlpHeader: string[]; redactPath: string[]; redactHeader: string[]; captureResponseBody: boolean; metricsPublic: boolean;
 }
 
@@ -25,11 +36,23 @@ program
   .option('--redact-header <name>', 'header whose values are scrubbed from AccessLogs, besides Authorization/Cookie (repeatable)', collect, [])
   .option('--capture-response-body', 'record JSON response bodies for Services that do not set visibility.captureResponseBody', false)
   .option('--metrics-public', 'serve /metrics without an admin token', false)
+  .option('--trusted-proxy-hops <n>', 'proxies in front of the cluster whose X-Forwarded-* to keep (default 0: the cluster is the edge)', count('--trusted-proxy-hops'))
+  .option('--max-header-bytes <n>', 'request header block limit, 431 past it (default 16384)', count('--max-header-bytes'))
+  .option('--max-header-count <n>', 'request header fields limit, 431 past it (default 100)', count('--max-header-count'))
+  .option('--max-url-bytes <n>', 'request target limit, 414 past it (default 8192)', count('--max-url-bytes'))
+  .option('--headers-timeout <ms>', 'time for the request headers to arrive, 408 past it (default 20000)', count('--headers-timeout'))
+  .option('--request-timeout <ms>', 'time for the whole request (headers + body) to arrive, 408 past it (default 300000)', count('--request-timeout'))
+  .option('--max-body-bytes <n>', 'body limit for Services that set no maxRequestSize, 413 past it (default 104857600)', count('--max-body-bytes'))
+  .option('--max-inflight-per-user <n>', 'gateway requests in flight per user, 429 past it (default 512)', count('--max-inflight-per-user'))
   .action(async (o: StartFlags) => {
     const dataDir = resolve(o.dataDir);
     const headers = Object.fromEntries(o.otlpHeader.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
     const cluster = await startCluster({
       dataDir, host: o.host, port: Number(o.port), domain: o.domain,
+      limits: {
+        trustedProxyHops: o.trustedProxyHops, maxHeaderBytes: o.maxHeaderBytes, maxHeaderCount: o.maxHeaderCount, maxUrlBytes: o.maxUrlBytes,
+        headersTimeoutMs: o.headersTimeout, requestTimeoutMs: o.requestTimeout, maxStreamedBodyBytes: o.maxBodyBytes, maxInflightPerUser: o.maxInflightPerUser,
+      },
       telemetry: {
         otlp: o.otlpEndpoint ? { endpoint: o.otlpEndpoint, headers } : o.otlpHeader.length ? { headers } : undefined,
         redact: { paths: o.redactPath, headers: o.redactHeader },
@@ -42,6 +65,10 @@ program
       console.log(`Next: npx octelium login --domain ${cluster.domain} --auth-token $(cat ${dataDir}/bootstrap-token)\n`);
     }
     console.log(`octelium-cluster listening on ${cluster.url} (domain ${cluster.domain}, data ${dataDir})`);
+    // Last line of defence (docs/security.md): every entry point catches its own errors; whatever still escapes
+    // is logged and counted in /metrics, and the cluster keeps serving everyone else's requests.
+    process.on('uncaughtException', (err) => cluster.faults.record('process', err));
+    process.on('unhandledRejection', (err) => cluster.faults.record('process (unhandled rejection)', err));
     let stopping = false;
     const stop = async () => {
       if (stopping) return;

@@ -74,14 +74,14 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const keys = await KeyRing.open(db);
   let domain = opts.domain ?? 'localhost';
   const identity = new IdentityService(store, tokens, keys, () => clusterURL(domain));
-  const bootstrapToken = bootstrap(store, identity, opts.dataDir, BUILTIN_POLICIES);
   const accessLogs = new AccessLogStore(db);
   const policy = new PolicyEngine(store, { allowWhenNoRules: true });
   const checks: AdmissionCheck[] = [checkExpressions, checkLuaPlugins];
 
   let lua: LuaRuntime | undefined = undefined;
   const index = new ServiceIndex(store, (previous) => previous && lua?.evict(previous.versionKey));
-  lua = new LuaRuntime(index);
+  // Lua http.client must never call back into this listener (selfURL is set once it listens).
+  lua = new LuaRuntime(index, () => selfURL);
   const extProc = new ExtProcRuntime();
   const pluginRuntimes: PluginRuntime[] = [lua, extProc];
   let selfURL = '';
@@ -132,10 +132,26 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const domainHost = () => domain.replace(/:\d+$/, '').toLowerCase();
   const server: Server = createHttpServer(domainHost, { api, oauth2, gateway, routes, connectUpgrade: (req, socket, head) => tunnel.handleUpgrade(req, socket, head) }, limits, faults);
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 8090, opts.host ?? '127.0.0.1', () => resolve());
-  });
+  const release = async () => {
+    for (const c of onClose) await c();
+    index.close();
+    policy.close();
+    extProc.close();
+    await lua.close();
+    await accessLogs.close();
+    db.close();
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port ?? 8090, opts.host ?? '127.0.0.1', () => resolve());
+    });
+  } catch (err) {
+    await release();
+    throw listenError(err, opts.host ?? '127.0.0.1', opts.port ?? 8090);
+  }
+  // Only once the listener is up: a start that fails (port busy) must not use up the "shown once" bootstrap token.
+  const bootstrapToken = bootstrap(store, identity, opts.dataDir, BUILTIN_POLICIES);
   const port = (server.address() as AddressInfo).port;
   const listenHost = opts.host && opts.host !== '0.0.0.0' && opts.host !== '::' ? opts.host : '127.0.0.1';
   selfURL = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`;
@@ -155,13 +171,17 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       const timer = setTimeout(() => server.closeAllConnections(), opts.shutdownGraceMs ?? 5_000);
       await closed;
       clearTimeout(timer);
-      for (const c of onClose) await c();
-      index.close();
-      policy.close();
-      extProc.close();
-      await lua.close();
-      await accessLogs.close();
-      db.close();
+      await release();
     })()),
   };
+}
+
+/** What to tell a person whose cluster could not listen. */
+function listenError(err: unknown, host: string, port: number): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') {
+    return new Error(`${host}:${port} is already in use — probably a cluster is already running there (stop it, e.g. \`pkill -f octelium-cluster\`), or start this one on another port with --port <n> (0 picks a free one)`);
+  }
+  if (code === 'EACCES') return new Error(`not allowed to listen on ${host}:${port}; ports below 1024 need privileges — use --port with a higher number`);
+  return err instanceof Error ? err : new Error(String(err));
 }
