@@ -10,7 +10,7 @@ import type { RequestFacts } from '../src/gateway/request-facts.js';
 import {
   LuaPluginHost,
   checkLuaScript,
-  defaultHttpFetch,
+  createHttpFetch,
   type LuaHttpRequest,
   type LuaHttpResponse,
   type LuaRequestState,
@@ -119,13 +119,20 @@ async function startCheckServer(): Promise<CheckServer> {
   return state;
 }
 
+/**
+ * The check server is on 127.0.0.1, which the default http.client transport refuses: like the cluster's own
+ * `<svc>.svc` resolution, this stand-in reaches it through a transport that allows private networks.
+ */
+const localFetch = createHttpFetch({ allowPrivateNetworks: true });
+after(() => localFetch.close());
+
 /** Stands in for the cluster's resolver: `check-mcp.default.svc` is the local check server (or a dead port). */
 function clusterFetch(port: () => number, seen?: LuaHttpRequest[]) {
   return (req: LuaHttpRequest): Promise<LuaHttpResponse> => {
     seen?.push(req);
     const url = new URL(req.url);
     assert.equal(url.host, 'check-mcp.default.svc', 'the script only talks to check-mcp');
-    return defaultHttpFetch({ ...req, url: `http://127.0.0.1:${port()}${url.pathname}${url.search}` });
+    return localFetch({ ...req, url: `http://127.0.0.1:${port()}${url.pathname}${url.search}` });
   };
 }
 

@@ -1,8 +1,13 @@
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { lookup as dnsLookup } from 'node:dns';
+import { networkInterfaces } from 'node:os';
+import { buildConnector } from 'undici';
 
 /**
- * Addresses an outbound fetch made on a client's behalf (CIMD) must never reach: everything that is not the
+ * Guards for outbound requests the cluster makes to URLs it did not choose itself: CIMD documents (oauth/cimd.ts)
+ * and Lua `http.client` calls (plugins/lua/http-fetch.ts).
+ *
+ * Addresses such a fetch must never reach: everything that is not the
  * public Internet — private, loopback, link-local (169.254.169.254, cloud metadata!), CGNAT, documentation,
  * benchmarking, multicast, reserved, and the IPv6 equivalents, including the forms that embed an IPv4 address.
  */
@@ -60,4 +65,58 @@ export function guardedLookup(allowLoopback: boolean): LookupFunction {
       callback(null, list[0].address, list[0].family);
     });
   }) as LookupFunction;
+}
+
+/** An IP literal host (`[::1]` included), or undefined for a DNS name. */
+export function ipLiteral(hostname: string): string | undefined {
+  const bare = hostname.replace(/^\[|\]$/g, '');
+  return isIP(bare) ? bare : undefined;
+}
+
+/**
+ * Whether an address is this host's own: loopback, unspecified (`0.0.0.0`, `::` reach the local host), or an
+ * address of one of its interfaces. Used with the listener's port to refuse requests to the cluster itself.
+ */
+export function isLocalAddress(ip: string): boolean {
+  const n = normalize(ip);
+  if (LOOPBACK.check(n.ip, n.family) || n.ip === '0.0.0.0' || n.ip === '::') return true;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (normalize(a.address).ip === n.ip) return true;
+  }
+  return false;
+}
+
+export interface GuardOptions {
+  /** Let private, loopback and link-local addresses through (an explicit per-use opt-in). */
+  allowPrivateNetworks?: boolean;
+  /** A reason to refuse a connection to this peer even when it is allowed otherwise (e.g. the cluster's own listener). */
+  refusePeer?: (address: string, port: number) => string | undefined;
+}
+
+/**
+ * Refuses a URL whose host is an IP literal that the guard would refuse: net.connect does not call `lookup` for
+ * literals, so the DNS check in guardedConnector never sees them.
+ */
+export function checkUrlHost(url: URL, opts: GuardOptions): void {
+  const ip = ipLiteral(url.hostname);
+  if (ip && !opts.allowPrivateNetworks && !isAllowedAddress(ip)) throw new SsrfError(`${url.hostname} is not a public address`);
+}
+
+/**
+ * An undici `connect` that resolves names through guardedLookup (unless private networks are allowed) and,
+ * once connected, checks the actual peer with `refusePeer` — after DNS, so a name that resolves to the
+ * refused listener is caught too — before a byte is sent.
+ */
+export function guardedConnector(opts: GuardOptions): buildConnector.connector {
+  const base = buildConnector(opts.allowPrivateNetworks ? {} : { lookup: guardedLookup(false) });
+  const refuse = opts.refusePeer;
+  if (!refuse) return base;
+  return (options, callback) =>
+    base(options, (err, socket) => {
+      if (err || !socket) return callback(err ?? new SsrfError('no socket'), null);
+      const reason = refuse(socket.remoteAddress ?? '', socket.remotePort ?? 0);
+      if (!reason) return callback(null, socket);
+      socket.destroy();
+      callback(new SsrfError(reason), null);
+    });
 }

@@ -6,23 +6,28 @@ import { respondFromPlugin } from '../gateway/plugin-responses.js';
 import { DEFAULT_MAX_REQUEST_SIZE, readLimited } from '../gateway/stages/buffer.js';
 import type { ServiceIndex } from '../gateway/service-index.js';
 import type { LuaPluginHost, LuaHttpRequest, LuaHttpResponse } from './lua/index.js';
-import { defaultHttpFetch } from './lua/http-fetch.js';
+import { createHttpFetch, type LuaHttpFetch } from './lua/http-fetch.js';
+import { isLocalAddress } from '../net/ssrf.js';
 
 /**
  * `http.client()` calls to `<svc>.<ns>.svc` / `<svc>.svc` reach that cluster Service's upstream directly,
- * like in-cluster DNS names: internal traffic, no gateway round trip. Other hosts go out as they are.
+ * like in-cluster DNS names: internal traffic, no gateway round trip, through `internal` — the upstream URL
+ * is the admin's, often a private address, so the plugin's private-network opt-in does not apply to it.
+ * A tunnelled upstream (`upstream.user`) lives on the agent's host, not here, so it is refused rather than
+ * dialled locally. Other hosts go through `external` (the plugin's guard).
  */
-export function clusterHttpFetch(index: ServiceIndex) {
+export function clusterHttpFetch(index: ServiceIndex, external: LuaHttpFetch, internal: LuaHttpFetch = external) {
   return (req: LuaHttpRequest): Promise<LuaHttpResponse> => {
     const url = new URL(req.url);
     const m = /^([a-z0-9-]+)(?:\.([a-z0-9-]+))?\.svc$/.exec(url.hostname);
-    if (!m) return defaultHttpFetch(req);
+    if (!m) return external(req);
     const name = !m[2] || m[2] === 'default' ? m[1] : `${m[1]}.${m[2]}`;
-    const upstream = index.get(name)?.spec.config?.upstream?.url;
-    if (!upstream) return Promise.reject(new Error(`no cluster Service "${name}" with an upstream URL`));
-    const base = new URL(upstream);
+    const upstream = index.get(name)?.spec.config?.upstream;
+    if (upstream?.user) return Promise.reject(new Error(`cluster Service "${name}" is served through a tunnel (upstream.user); http.client cannot reach it`));
+    if (!upstream?.url) return Promise.reject(new Error(`no cluster Service "${name}" with an upstream URL`));
+    const base = new URL(upstream.url);
     const target = new URL(base.pathname.replace(/\/+$/, '') + url.pathname + url.search, base.origin);
-    return defaultHttpFetch({ ...req, url: target.toString() });
+    return internal({ ...req, url: target.toString() });
   };
 }
 
@@ -32,10 +37,29 @@ export class LuaRuntime implements PluginRuntime {
   // wasmoon (Lua in WASM) loads on first use: most clusters have no Lua plugin, and start-up time matters.
   #host: Promise<LuaPluginHost> | undefined;
 
-  constructor(private readonly index: ServiceIndex) {}
+  readonly #transports: Array<LuaHttpFetch & { close(): Promise<void> }>;
+  /** http.client for plugins without `allowPrivateNetworks` (public addresses only), and for those with it. */
+  readonly #publicOnly: LuaHttpFetch;
+  readonly #private: LuaHttpFetch;
+
+  /**
+   * `selfURL`: the cluster's own listener (known once it listens). No http.client call may reach it, opt-in or
+   * not: a script calling back into the gateway or the API would loop or act with the cluster's network position.
+   */
+  constructor(private readonly index: ServiceIndex, selfURL: () => string = () => '') {
+    const refusePeer = (address: string, port: number): string | undefined => {
+      const self = selfURL();
+      return self && port === Number(new URL(self).port) && isLocalAddress(address) ? `${address}:${port} is the cluster's own listener` : undefined;
+    };
+    const publicOnly = createHttpFetch({ refusePeer });
+    const any = createHttpFetch({ allowPrivateNetworks: true, refusePeer });
+    this.#transports = [publicOnly, any];
+    this.#publicOnly = clusterHttpFetch(index, publicOnly, any);
+    this.#private = clusterHttpFetch(index, any, any);
+  }
 
   host(): Promise<LuaPluginHost> {
-    return (this.#host ??= import('./lua/plugin-host.js').then((m) => new m.LuaPluginHost({ httpFetch: clusterHttpFetch(this.index) })));
+    return (this.#host ??= import('./lua/plugin-host.js').then((m) => new m.LuaPluginHost({ httpFetch: this.#publicOnly })));
   }
 
   applies(p: Plugin): boolean {
@@ -53,7 +77,8 @@ export class LuaRuntime implements PluginRuntime {
     }
     const state = { method: ctx.req.method ?? 'GET', path: ctx.upstreamPath, headers: flatHeaders(ctx.upstreamHeaders), body: ctx.body?.toString('utf8') };
     const host = await this.host();
-    const out = await host.runOnRequest(key, script, ctx.facts!, state, timeoutMs);
+    const httpFetch = p.lua!.allowPrivateNetworks ? this.#private : this.#publicOnly;
+    const out = await host.runOnRequest(key, script, ctx.facts!, state, timeoutMs, httpFetch);
     if (out.kind === 'exit') {
       if (out.body !== undefined) return respondFromPlugin(ctx, out.status, { 'content-type': 'application/json' }, out.body);
       throw new OcteliumError('PLUGIN_EXIT', `request stopped by plugin "${p.name}" (status ${out.status})`, undefined, out.status);
@@ -64,7 +89,7 @@ export class LuaRuntime implements PluginRuntime {
     if (!(await host.hasHook(key, script, 'onResponse'))) return;
     ctx.responseHooks.push(async (r) => {
       const rs = { status: r.status, headers: flatHeaders(r.headers), body: r.body.toString('utf8') };
-      const res = await host.runOnResponse(key, script, ctx.facts!, rs, timeoutMs);
+      const res = await host.runOnResponse(key, script, ctx.facts!, rs, timeoutMs, httpFetch);
       if (res.kind === 'exit') {
         r.status = res.status;
         r.body = Buffer.from(res.body ?? '');
@@ -84,6 +109,7 @@ export class LuaRuntime implements PluginRuntime {
 
   async close(): Promise<void> {
     await (await this.#host)?.close();
+    await Promise.all(this.#transports.map((t) => t.close()));
   }
 }
 

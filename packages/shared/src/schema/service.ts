@@ -52,7 +52,17 @@ export const Plugin = z.strictObject({
   /** Lower phases run first; equal phases keep their written order. */
   phase: z.number().int().optional(),
   condition: Condition.optional(),
-  lua: z.strictObject({ inline: z.string().min(1), timeout: Duration.optional() }).optional(),
+  lua: z
+    .strictObject({
+      inline: z.string().min(1),
+      timeout: Duration.optional(),
+      /**
+       * Let the script's http.client reach loopback, private and link-local addresses (169.254.169.254 …).
+       * Off by default: only public addresses and `<svc>.svc` Service names (docs/policies.md).
+       */
+      allowPrivateNetworks: z.boolean().optional(),
+    })
+    .optional(),
   extProc: z
     .strictObject({
       address: z.string().min(1),

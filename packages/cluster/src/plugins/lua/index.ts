@@ -1,7 +1,7 @@
 /** Lua plugin runtime (wasmoon, Lua 5.4): the gateway's plugins stage drives it through LuaPluginHost. */
 export { LuaPluginHost } from './plugin-host.js';
 export { checkLuaScript } from './check-script.js';
-export { defaultHttpFetch, MAX_HTTP_RESPONSE_BYTES } from './http-fetch.js';
+export { createHttpFetch, defaultHttpFetch, MAX_HTTP_RESPONSE_BYTES, type LuaHttpFetch } from './http-fetch.js';
 export type { LuaFailure } from './engine.js';
 export type {
   LuaHook,

@@ -43,15 +43,16 @@ export class LuaPluginHost {
     };
   }
 
-  async runOnRequest(key: string, script: string, facts: RequestFacts, state: LuaRequestState, timeoutMs?: number): Promise<LuaOutcome> {
-    const call = await this.invoke(key, script, 'onRequest', facts, { req: state }, timeoutMs);
+  /** `httpFetch` replaces the host's transport for this call (e.g. one that allows private networks for this plugin). */
+  async runOnRequest(key: string, script: string, facts: RequestFacts, state: LuaRequestState, timeoutMs?: number, httpFetch?: LuaHostOptions['httpFetch']): Promise<LuaOutcome> {
+    const call = await this.invoke(key, script, 'onRequest', facts, { req: state }, timeoutMs, httpFetch);
     if (call.exit) return { kind: 'exit', status: call.exit.status, ...(call.exit.body === undefined ? {} : { body: call.exit.body }) };
     return { kind: 'continue', bodyChanged: call.bodyChanged, headersChanged: call.headersChanged, pathChanged: call.pathChanged };
   }
 
   /** Continues unchanged when the script has no onResponse. */
-  async runOnResponse(key: string, script: string, facts: RequestFacts, state: LuaResponseState, timeoutMs?: number): Promise<LuaOutcome> {
-    const call = await this.invoke(key, script, 'onResponse', facts, { resp: state }, timeoutMs);
+  async runOnResponse(key: string, script: string, facts: RequestFacts, state: LuaResponseState, timeoutMs?: number, httpFetch?: LuaHostOptions['httpFetch']): Promise<LuaOutcome> {
+    const call = await this.invoke(key, script, 'onResponse', facts, { resp: state }, timeoutMs, httpFetch);
     return { kind: 'continue', bodyChanged: call.bodyChanged, headersChanged: call.headersChanged, statusChanged: call.statusChanged };
   }
 
@@ -103,6 +104,7 @@ export class LuaPluginHost {
     facts: RequestFacts,
     state: { req?: LuaRequestState; resp?: LuaResponseState },
     timeoutMs: number | undefined,
+    httpFetch: LuaHostOptions['httpFetch'],
   ): Promise<CallState> {
     const pool = await this.pool(key, script);
     let engine: PluginEngine;
@@ -111,7 +113,7 @@ export class LuaPluginHost {
     } catch (err) {
       throw asFailure(err);
     }
-    const call = this.newCall(hook === 'onRequest' ? 'request' : 'response', facts, engine, state, key);
+    const call = this.newCall(hook === 'onRequest' ? 'request' : 'response', facts, engine, state, key, httpFetch);
     try {
       await engine.run(call, hook, false, positive(timeoutMs, this.opts.defaultTimeoutMs));
       return call;
@@ -126,6 +128,7 @@ export class LuaPluginHost {
     engine: PluginEngine,
     state: { req?: LuaRequestState; resp?: LuaResponseState },
     key = '',
+    httpFetch = this.opts.httpFetch,
   ): CallState {
     const log = this.opts.log;
     return new CallState({
@@ -134,7 +137,7 @@ export class LuaPluginHost {
       facts,
       refs: engine.refs,
       validator: this.validator,
-      httpFetch: this.opts.httpFetch,
+      httpFetch,
       httpTimeoutMs: this.opts.httpTimeoutMs,
       log: log ? (line) => log(key, line) : () => {},
     });

@@ -16,7 +16,7 @@ export interface LuaHttpResponse {
 export interface LuaHostOptions {
   /**
    * Outgoing HTTP for http.client(); the cluster injects one that resolves `<svc>.<ns>.svc` / `<svc>.svc` hosts to
-   * its own Services. Default: undici request with timeout.
+   * its own Services. Default: undici request with timeout, to public addresses only (http-fetch.ts).
    */
   httpFetch?: (req: LuaHttpRequest) => Promise<LuaHttpResponse>;
   /** Script CPU/time budget per hook call, default 50. Time spent waiting on http.client calls is not counted. */
