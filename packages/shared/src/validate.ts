@@ -54,7 +54,11 @@ export function validateResource(raw: unknown): Validation {
   for (const key of Object.keys(doc)) if (!TOP_LEVEL.has(key)) issues.push({ path: [key], message: 'unknown field' });
   if (doc.apiVersion !== undefined && doc.apiVersion !== API_VERSION) issues.push({ path: ['apiVersion'], message: `must be ${API_VERSION}` });
   if (doc.kind === undefined) return { ok: false, issues: [...issues, { path: ['kind'], message: 'required field (expected one of ' + kindNames() + ')' }] };
-  const def = typeof doc.kind === 'string' ? lookupKind(doc.kind) : undefined;
+  if (typeof doc.kind !== 'string') {
+    const got = doc.kind === null ? 'null' : Array.isArray(doc.kind) ? 'array' : typeof doc.kind;
+    return { ok: false, issues: [...issues, { path: ['kind'], message: `expected string (one of ${Object.keys(KINDS).join(', ')}), got ${got}` }] };
+  }
+  const def = lookupKind(doc.kind);
   if (!def || def.kind !== doc.kind) {
     return { ok: false, issues: [...issues, { path: ['kind'], message: `unknown kind "${String(doc.kind)}" (known: ${Object.keys(KINDS).join(', ')})` }] };
   }

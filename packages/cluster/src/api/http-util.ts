@@ -44,3 +44,10 @@ export function bearerToken(req: IncomingMessage): string | undefined {
   const x = req.headers['x-octelium-auth'];
   return (Array.isArray(x) ? x[0] : x)?.trim() || undefined;
 }
+
+/** A body that must be one JSON object (a resource); anything else is a 400 before any field is read. */
+export async function readJSONObject(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const v = await readJSON(req);
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new OcteliumError('INVALID_ARGUMENT', 'request body must be a JSON object');
+  return v as Record<string, unknown>;
+}

@@ -1,16 +1,21 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
-  API_PREFIX, KINDS, OcteliumError, canonicalServiceName, lookupKind, matchesAccessLog, type AccessLogFilter, type ApplyRequest, type KindDef, type Resource,
+  API_PREFIX, KINDS, OcteliumError, canonicalServiceName, lookupKind, matchesAccessLog, type AccessLogFilter, type KindDef, type Resource,
   type CredentialSpec,
 } from '@octelium-ts/shared';
 import type { ResourceStore } from '../store/resource-store.js';
 import type { IdentityService } from '../auth/identity.js';
 import type { Principal } from '../auth/principal.js';
+import { controlPlaneRefusal } from '../auth/token-boundary.js';
 import type { AccessLogStore } from '../accesslog/store.js';
 import { admit, type AdmissionCheck } from './admission.js';
 import { applyResources } from './apply.js';
 import { deleteResource } from './delete.js';
-import { bearerToken, readJSON, sendError, sendJSON } from './http-util.js';
+import { bearerToken, readJSON, readJSONObject, sendError, sendJSON } from './http-util.js';
+import { paramsOf, parseInput } from './parse-input.js';
+import { AccessLogQuery, ApplyBody, ListQuery, LoginBody } from './request-schemas.js';
+import { decodeComponent } from './uri-component.js';
+import { resourceLabel } from './admission.js';
 
 export interface ApiDeps {
   store: ResourceStore;
@@ -39,6 +44,8 @@ export function createApiHandler(deps: ApiDeps) {
     if (!token) throw new OcteliumError('UNAUTHENTICATED', `no credential presented; ${UNAUTH_HINT}`);
     const p = await identity.authenticate(token);
     if (!p) throw new OcteliumError('UNAUTHENTICATED', `invalid or expired token; ${UNAUTH_HINT}`);
+    const refused = controlPlaneRefusal(p);
+    if (refused) throw new OcteliumError('UNAUTHENTICATED', `${refused}; ${UNAUTH_HINT}`);
     return p;
   }
 
@@ -57,10 +64,9 @@ export function createApiHandler(deps: ApiDeps) {
     const method = req.method ?? 'GET';
     if (method === 'GET' && !name) {
       let items = store.list(def.kind);
-      const user = url.searchParams.get('user');
+      const { user, namespace: ns } = parseInput(ListQuery, paramsOf(url.searchParams), 'query');
       if (user && def.kind === 'Credential') items = items.filter((r) => (r.spec as CredentialSpec).user === user);
       if (user && def.kind === 'Session') items = items.filter((r) => (r.status as { userRef?: { name: string } })?.userRef?.name === user);
-      const ns = url.searchParams.get('namespace');
       if (ns && def.kind === 'Service') items = items.filter((r) => (r.metadata.name.split('.')[1] ?? 'default') === ns);
       items.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
       return sendJSON(res, 200, { items: items.map(readView) });
@@ -69,12 +75,12 @@ export function createApiHandler(deps: ApiDeps) {
     if (method === 'DELETE' && name) return sendJSON(res, 200, publicView(deleteResource(store, def.kind, name)));
     if (def.readOnly) throw new OcteliumError('INVALID_ARGUMENT', `${def.kind} resources are created by the cluster, not through the API`);
     if (method === 'POST' && !name) {
-      const r = await admit({ ...(await readJSON(req) as object), kind: def.kind }, deps.checks);
+      const r = await admit({ ...(await readJSONObject(req)), kind: def.kind }, deps.checks);
       if (def.kind === 'Credential') return sendJSON(res, 201, identity.createCredential(r));
       return sendJSON(res, 201, publicView(store.create(r)));
     }
     if (method === 'PUT' && name) {
-      const r = await admit({ ...(await readJSON(req) as object), kind: def.kind }, deps.checks);
+      const r = await admit({ ...(await readJSONObject(req)), kind: def.kind }, deps.checks);
       if (r.metadata.name !== name) throw new OcteliumError('INVALID_ARGUMENT', `metadata.name "${r.metadata.name}" does not match the URL`);
       if (store.get(def.kind, name)?.metadata.isSystem) throw new OcteliumError('INVALID_ARGUMENT', `${def.kind.toLowerCase()}/${name} is a system resource and cannot be changed`);
       return sendJSON(res, 200, publicView(store.update(r).resource));
@@ -98,8 +104,7 @@ export function createApiHandler(deps: ApiDeps) {
     try {
       const path = url.pathname.slice(API_PREFIX.length).replace(/\/+$/, '') || '/';
       if (path === '/login' && req.method === 'POST') {
-        const body = (await readJSON(req)) as { authToken?: unknown } | undefined;
-        if (typeof body?.authToken !== 'string') throw new OcteliumError('INVALID_ARGUMENT', 'authToken is required');
+        const body = parseInput(LoginBody, await readJSON(req), 'login request (expected {"authToken": "…"})');
         const out = identity.login(body.authToken);
         return sendJSON(res, 200, out);
       }
@@ -113,13 +118,12 @@ export function createApiHandler(deps: ApiDeps) {
       const extra = deps.extraRoutes?.[path];
       if (extra) return await extra(req, res, principal);
       if (path === '/apply' && req.method === 'POST') {
-        const body = (await readJSON(req)) as ApplyRequest | undefined;
-        if (!body || !Array.isArray(body.resources)) throw new OcteliumError('INVALID_ARGUMENT', 'body must be {resources: [...]}');
+        const body = parseInput(ApplyBody, await readJSON(req), 'apply request (expected {"resources": [...]})');
         const resources: Resource[] = [];
         const errors: string[] = [];
         for (const [i, raw] of body.resources.entries()) {
           try {
-            resources.push(await admit(raw, deps.checks, `resources[${i}] ${String((raw as Resource)?.kind ?? '').toLowerCase()}/${(raw as Resource)?.metadata?.name ?? '?'}`));
+            resources.push(await admit(raw, deps.checks, `resources[${i}] ${resourceLabel(raw)}`));
           } catch (e) {
             errors.push((e as Error).message);
           }
@@ -128,18 +132,19 @@ export function createApiHandler(deps: ApiDeps) {
         return sendJSON(res, 200, applyResources(store, identity, { ...body, resources }));
       }
       if (path === '/accesslogs' && req.method === 'GET') {
-        const q = url.searchParams;
-        const filter: AccessLogFilter = { service: q.get('service') ?? undefined, user: q.get('user') ?? undefined, status: q.get('status') ?? undefined, method: q.get('method') ?? undefined };
-        if (q.get('follow') === 'true') return await streamAccessLogs(req, res, filter);
-        return sendJSON(res, 200, { items: deps.accessLogs.query(filter, Number(q.get('limit') ?? 100)) });
+        const { follow, limit, ...filter } = parseInput(AccessLogQuery, paramsOf(url.searchParams), 'query');
+        if (follow === 'true') return await streamAccessLogs(req, res, filter);
+        return sendJSON(res, 200, { items: deps.accessLogs.query(filter, limit ?? 100) });
       }
       const [, plural, name, ...rest] = path.split('/');
       const def = plural ? lookupKind(plural) : undefined;
       if (!def || def.plural !== plural || rest.length) throw new OcteliumError('NOT_FOUND', `no route ${req.method} ${url.pathname}; kinds: ${Object.values(KINDS).map((k) => k.plural).join(', ')}`);
-      const decoded = name ? decodeURIComponent(name) : undefined;
+      const decoded = name ? decodeComponent(name, 'the resource name in the URL') : undefined;
       await kindRoute(def, decoded && def.kind === 'Service' ? canonicalServiceName(decoded) : decoded, req, res, url);
     } catch (err) {
-      sendError(res, err, err instanceof OcteliumError && err.httpStatus === 401 ? { 'www-authenticate': 'Bearer' } : {});
+      // RFC 6750 §3.1: a presented token that is refused gets `invalid_token`; no token, a bare challenge.
+      const challenge = bearerToken(req) ? 'Bearer error="invalid_token"' : 'Bearer';
+      sendError(res, err, err instanceof OcteliumError && err.httpStatus === 401 ? { 'www-authenticate': challenge } : {});
     }
   };
 }
