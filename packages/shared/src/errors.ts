@@ -14,6 +14,8 @@ export const ErrorCodes = {
   REFERENCED: { code: 'OCT_ERR_REFERENCED', status: 409 },
   BODY_TOO_LARGE: { code: 'OCT_ERR_BODY_TOO_LARGE', status: 413 },
   INTERNAL: { code: 'OCT_ERR_INTERNAL', status: 500 },
+  /** The cluster's data dir is out of space (SQLite answered SQLITE_FULL); the write was rolled back whole. */
+  INSUFFICIENT_STORAGE: { code: 'OCT_ERR_INSUFFICIENT_STORAGE', status: 507 },
   PLUGIN_FAILED: { code: 'OCT_ERR_PLUGIN_FAILED', status: 500 },
   /** A plugin stopped the request on purpose (Lua `octelium.req.exit(code)`, a direct response …). */
   PLUGIN_EXIT: { code: 'OCT_ERR_PLUGIN_EXIT', status: 403 },

@@ -5,6 +5,8 @@ import type { DB } from '../store/db.js';
 import { serializeLog } from './serialize.js';
 
 const FLUSH_MS = 50;
+/** How soon a batch the writer could not commit (a full disk) is tried again. */
+const RETRY_MS = 1000;
 
 type Row = [id: string, createdAt: string, service: string | null, user: string | null, status: string, json: string];
 
@@ -31,6 +33,10 @@ export class AccessLogStore {
   readonly #worker: Worker | undefined;
   readonly #insert;
   readonly #trim;
+  #failing = false;
+  #closing = false;
+  #writeFailures = 0;
+  #dropped = 0;
 
   constructor(db: DB, private readonly maxRows = 50_000) {
     this.#db = db;
@@ -39,16 +45,60 @@ export class AccessLogStore {
     this.#trim = db.prepare('DELETE FROM access_logs WHERE seq <= (SELECT MAX(seq) FROM access_logs) - ?');
     if (!db.memory) {
       this.#worker = new Worker(new URL('./writer-worker.mjs', import.meta.url), { workerData: { file: db.name, maxRows } });
-      this.#worker.on('message', (m: { type: string; upto?: number }) => {
+      this.#worker.on('message', (m: { type: string; from?: number; upto?: number; code?: string; message?: string }) => {
+        if (m.type === 'failed') return this.#writeFailed(m as Required<typeof m>);
         if (m.type !== 'committed') return;
         for (const seq of this.#pending.keys()) {
           if (seq > m.upto!) break;
           this.#pending.delete(seq);
         }
+        if (this.#failing) console.error(`access log writer: writing again (${this.#writeFailures} batches failed so far, ${this.#dropped} AccessLogs dropped)`);
+        this.#failing = false;
       });
       this.#worker.on('error', (err) => console.error('access log writer failed:', err));
       this.#worker.unref();
     }
+  }
+
+  /** Batches the writer thread could not commit so far (each is retried), e.g. while the disk was full. */
+  get writeFailures(): number {
+    return this.#writeFailures;
+  }
+
+  /** AccessLogs given up on: more than `maxRows` waited for a failing writer, or the cluster stopped first. */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  /**
+   * The writer could not commit seqs (from, upto]: they go back to the head of the queue (still visible to `query`,
+   * never lost while the process lives) and are tried again in RETRY_MS. At most `maxRows` wait; the oldest go first.
+   */
+  #writeFailed(m: { from: number; upto: number; code: string; message: string }): void {
+    this.#writeFailures++;
+    if (!this.#failing) console.error(`access log writer: cannot write AccessLogs (${m.code}: ${m.message}); keeping them in memory, retrying every ${RETRY_MS} ms`);
+    this.#failing = true;
+    const back: AccessLog[] = [];
+    for (const [seq, log] of this.#pending) {
+      if (seq > m.upto) break;
+      if (seq > m.from) {
+        back.push(log);
+        this.#pending.delete(seq);
+      }
+    }
+    if (this.#closing) {
+      this.#dropped += back.length;
+      console.error(`access log writer: ${back.length} AccessLogs could not be written before shutdown`);
+      return;
+    }
+    this.#queue = [...back, ...this.#queue];
+    const over = this.#queue.length - this.maxRows;
+    if (over > 0) {
+      this.#queue.splice(0, over);
+      this.#dropped += over;
+    }
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => this.flush(), RETRY_MS);
   }
 
   /** Stores and publishes one AccessLog; returns it as stored (after redaction, when a redactor is set). */
@@ -71,8 +121,9 @@ export class AccessLogStore {
     const batch = this.#queue;
     this.#queue = [];
     if (this.#worker) {
+      const from = this.#seq;
       for (const l of batch) this.#pending.set(++this.#seq, l);
-      this.#worker.postMessage({ type: 'batch', rows: batch.map(toRow), upto: this.#seq });
+      this.#worker.postMessage({ type: 'batch', rows: batch.map(toRow), from, upto: this.#seq });
       return;
     }
     this.#db.transaction(() => {
@@ -110,6 +161,7 @@ export class AccessLogStore {
 
   /** Writes what is queued and stops the writer; call before closing the database. */
   async close(): Promise<void> {
+    this.#closing = true;
     this.flush();
     if (!this.#worker) return;
     const worker = this.#worker;

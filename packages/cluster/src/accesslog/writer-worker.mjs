@@ -15,17 +15,32 @@ const writeBatch = db.transaction((rows) => {
 });
 let lastTrim = 0;
 
+// A write can fail (SQLITE_FULL on a full disk, SQLITE_BUSY past the timeout). The thread must outlive that: a thrown
+// error would end it, and every later AccessLog would then be kept in memory only, and lost on restart.
+function tryTrim() {
+  try {
+    trim.run(workerData.maxRows);
+  } catch {
+    /* a delete needs WAL space too; the next trim catches up */
+  }
+}
+
 parentPort.on('message', (msg) => {
   if (msg.type === 'batch') {
-    writeBatch(msg.rows);
+    try {
+      writeBatch(msg.rows);
+    } catch (err) {
+      parentPort.postMessage({ type: 'failed', from: msg.from, upto: msg.upto, code: err?.code, message: err?.message });
+      return;
+    }
     // Trimming scans the index; once a second is plenty for a bound measured in tens of thousands.
     if (Date.now() - lastTrim > 1000) {
-      trim.run(workerData.maxRows);
+      tryTrim();
       lastTrim = Date.now();
     }
     parentPort.postMessage({ type: 'committed', upto: msg.upto });
   } else if (msg.type === 'close') {
-    trim.run(workerData.maxRows);
+    tryTrim();
     db.close();
     parentPort.postMessage({ type: 'closed' });
   }

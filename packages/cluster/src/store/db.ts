@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { OcteliumError } from '@octelium-ts/shared';
 
 export type DB = Database.Database;
 
@@ -39,4 +40,13 @@ export function openDatabase(dataDir: string | ':memory:'): DB {
     })();
   }
   return db;
+}
+
+/**
+ * A full disk is an operator's problem with a clear fix, not an internal error: SQLITE_FULL becomes a 507 that
+ * names the cause. SQLite has rolled the transaction back by then, so nothing of the write was kept.
+ */
+export function storageError(err: unknown): unknown {
+  if ((err as { code?: unknown } | null)?.code !== 'SQLITE_FULL') return err;
+  return new OcteliumError('INSUFFICIENT_STORAGE', 'the cluster database is out of disk space (SQLITE_FULL); nothing was written: free space in the data dir and retry');
 }

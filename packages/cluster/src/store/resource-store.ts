@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { KINDS, OcteliumError, type KindName, type Reference, type Resource } from '@octelium-ts/shared';
-import type { DB } from './db.js';
+import { storageError, type DB } from './db.js';
 
 export type ChangeType = 'ADDED' | 'MODIFIED' | 'DELETED';
 export interface Change { type: ChangeType; resource: Resource; previous?: Resource }
@@ -82,7 +82,7 @@ export class ResourceStore {
       }
       this.#version = snapshot;
       this.#pending = undefined;
-      throw err;
+      throw storageError(err);
     }
   }
   #pending: Change[] | undefined;
