@@ -37,7 +37,7 @@ describe('request targets through the router (pure)', () => {
       assert.ok(!path.split('/').some((s) => /^(\.|%2e){1,2}$/i.test(s)), `dot segment left in ${path}`);
       assert.ok(!path.includes('\\'), `backslash in ${path}`);
       // Normalising is idempotent: what the policy saw is what a second parse (the upstream) sees.
-      const again = parseRequestTarget(method, t.kind === 'cluster' ? t.path + t.query : t.path, t.kind === 'service' ? `${t.service}.localhost` : host, 'localhost');
+      const again = parseRequestTarget(method, t.kind === 'cluster' ? t.path + t.query : t.path, t.kind === 'service' ? `${t.service}.${t.namespace}.localhost` : host, 'localhost');
       assert.equal(again.kind === 'service' ? again.path : again.path + (again.kind === 'cluster' ? again.query : ''), t.kind === 'service' ? t.path : t.path + t.query);
     }), runs(3000));
   });

@@ -1,4 +1,4 @@
-import { OcteliumError } from '@octelium-ts/shared';
+import { NAME_RE, OcteliumError } from '@octelium-ts/shared';
 
 /**
  * Request-target handling, in one place (RFC 9112 §3.2, RFC 3986 §5.2.4). Everything after this module —
@@ -54,7 +54,7 @@ function resolveDots(segments: string[], rootName: string): string {
   return '/' + out.join('/');
 }
 
-/** `<svc>[.<ns>]` from the no-DNS form's name segment; undefined means the segment is not a name at all. */
+/** `<svc>[.<ns>]` from the no-DNS form's name segment; anything that cannot be a name is a 400. */
 function serviceName(raw: string): { service: string; namespace: string } {
   if (/%2f|%5c/i.test(raw)) throw badTarget('a Service name cannot contain an encoded "/" or "\\"');
   if (DOT.test(raw) || DOT_DOT.test(raw)) throw badTarget('path climbs above /svc/');
@@ -64,8 +64,9 @@ function serviceName(raw: string): { service: string; namespace: string } {
   } catch {
     throw badTarget('bad percent-encoding in the Service name');
   }
-  const [service, namespace = 'default'] = name.split('.');
-  return { service, namespace };
+  const labels = name.split('.');
+  if (labels.length > 2 || !labels.every((l) => NAME_RE.test(l))) throw badTarget(`"${name.slice(0, 64)}" is not a Service name (<name> or <name>.<namespace>)`);
+  return { service: labels[0], namespace: labels[1] ?? 'default' };
 }
 
 /**
