@@ -8,7 +8,7 @@ import { ResourceStore } from './store/resource-store.js';
 import { TokenStore } from './auth/tokens.js';
 import { IdentityService } from './auth/identity.js';
 import { KeyRing } from './oauth/keyring.js';
-import { createAuthorizationServer } from './oauth/index.js';
+import { createAuthorizationServer, type AuthorizationServerConfig } from './oauth/index.js';
 import { registerMcp } from './mcp/index.js';
 import { AccessLogStore } from './accesslog/store.js';
 import { createApiHandler } from './api/router.js';
@@ -42,13 +42,7 @@ export interface ClusterOptions {
   /** OTLP export, redaction, response capture, /metrics (docs/visibility.md); OTEL_EXPORTER_OTLP_ENDPOINT is honoured. */
   telemetry?: TelemetryOptions;
   /** Built-in authorization server (docs/mcp.md). */
-  oauth?: {
-    /**
-     * DEV/TEST ONLY: fetch Client ID Metadata Documents over plain http from loopback (turns that part of the SSRF
-     * guard off). Also `OCTELIUM_DEV_CIMD_ALLOW_LOOPBACK_HTTP=1`.
-     */
-    cimdAllowLoopbackHttp?: boolean;
-  };
+  oauth?: AuthorizationServerConfig;
 }
 
 export interface Cluster {
@@ -120,7 +114,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   // MCP: OAuth authorization server on the cluster host, resource-server stages and hooks in the gateway (docs/mcp.md).
   const clusterUrl = () => clusterURL(domain);
   const authz = createAuthorizationServer({
-    identity, keys, store, db, issuer: clusterUrl,
+    identity, keys, store, db, issuer: clusterUrl, limits: opts.oauth?.limits,
     cimdAllowLoopbackHttp: opts.oauth?.cimdAllowLoopbackHttp ?? process.env.OCTELIUM_DEV_CIMD_ALLOW_LOOPBACK_HTTP === '1',
     protectedResourceMetadata: (req, res, u) => mcp.protectedResourceMetadata(req, res, u),
   });

@@ -5,7 +5,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { service, startDemoMcpServer, startTestCluster, user, type TestCluster } from './helpers/testing.js';
+import { rmSync } from 'node:fs';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { startCluster, type Cluster } from '../src/cluster.js';
+import { adminClient, service, startDemoMcpServer, startTestCluster, tempDir, user, type TestCluster } from './helpers/testing.js';
 import { submitConsent } from './fixtures/mcp/oauth-client.js';
 
 type Demo = Awaited<ReturnType<typeof startDemoMcpServer>>;
@@ -182,5 +185,151 @@ describe('OAuth: every parameter is type-checked before use', () => {
   test('a body larger than the form limit is 413 invalid_request, not an empty form', async () => {
     const res = await send('/oauth2/token', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `grant_type=client_credentials&x=${'a'.repeat(70 * 1024)}` });
     await expectOAuthError(res, 413, 'invalid_request');
+  });
+});
+
+describe('OAuth: open Dynamic Client Registration cannot be abused', () => {
+  let cluster: Cluster;
+  let dataDir: string;
+  let authToken: string;
+  const TTL_MS = 1_500;
+
+  before(async () => {
+    dataDir = tempDir();
+    cluster = await startCluster({ dataDir, port: 0, shutdownGraceMs: 500, oauth: { limits: { registrationsPerMinute: 3, unusedClientTtlMs: TTL_MS, pendingPerAddress: 3, maxPending: 8 } } });
+    const api = await adminClient(cluster.domain, dataDir);
+    await api.apply({ resources: [user('bob', { type: 'HUMAN', email: 'bob@example.com' })] });
+    authToken = (await api.createCredential({ apiVersion: 'core/v1', kind: 'Credential', metadata: { name: 'bob-auth' }, spec: { type: 'AUTH_TOKEN', user: 'bob' } })).token.authenticationToken!;
+  });
+  after(async () => {
+    await cluster.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  /** A client at its own loopback source address (127.0.0.0/8 is all loopback), to tell addresses apart. */
+  function from(address: string) {
+    const call = (path: string, opts: { method?: 'GET' | 'POST'; body?: string; headers?: Record<string, string> } = {}) =>
+      new Promise<{ status: number; headers: IncomingHttpHeaders; text: string }>((resolve, reject) => {
+        const u = new URL(path, cluster.url);
+        const req = httpRequest({ host: '127.0.0.1', port: u.port, path: u.pathname + u.search, method: opts.method ?? 'GET', headers: { host: u.host, ...opts.headers }, localAddress: address, agent: false, timeout: 5_000 }, (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text }));
+        });
+        req.on('error', reject).on('timeout', () => req.destroy(new Error('timed out')));
+        req.end(opts.body);
+      });
+    return {
+      call,
+      register: (meta: Record<string, unknown> = { redirect_uris: [redirect], token_endpoint_auth_method: 'none' }) =>
+        call('/oauth2/register', { method: 'POST', body: JSON.stringify(meta), headers: { 'content-type': 'application/json' } }),
+      /** Opens the consent page; returns what the browser needs to submit it. */
+      async openConsent(clientId: string) {
+        const u = new URL(`${cluster.url}/oauth2/authorize`);
+        for (const [k, v] of Object.entries({ response_type: 'code', client_id: clientId, redirect_uri: redirect, code_challenge: challenge, code_challenge_method: 'S256' })) u.searchParams.set(k, v);
+        const page = await call(u.pathname + u.search);
+        assert.equal(page.status, 200, page.text);
+        return {
+          requestId: /name="request_id" value="([^"]*)"/.exec(page.text)![1], csrf: /name="csrf" value="([^"]*)"/.exec(page.text)![1],
+          cookie: String(page.headers['set-cookie']).split(';')[0],
+        };
+      },
+      async submit(c: { requestId: string; csrf: string; cookie: string }) {
+        const r = await call('/oauth2/authorize', {
+          method: 'POST', body: new URLSearchParams({ request_id: c.requestId, csrf: c.csrf, auth_token: authToken, action: 'allow' }).toString(),
+          headers: { cookie: c.cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        });
+        return { ...r, code: r.headers.location ? new URL(String(r.headers.location)).searchParams.get('code') : null };
+      },
+    };
+  }
+
+  async function healthy(): Promise<void> {
+    assert.equal((await fetch(`${cluster.url}/healthz`)).status, 200, 'the cluster still answers /healthz');
+  }
+
+  test('registration is rate-limited per source address: 429 with Retry-After, other addresses unaffected', async () => {
+    const flood = from('127.0.0.3');
+    for (let i = 0; i < 3; i++) assert.equal((await flood.register()).status, 201);
+    const limited = await flood.register();
+    assert.equal(limited.status, 429, limited.text);
+    const retryAfter = Number(limited.headers['retry-after']);
+    assert.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After: ${limited.headers['retry-after']}`);
+    const body = JSON.parse(limited.text) as { error: string; error_description: string };
+    assert.equal(body.error, 'temporarily_unavailable');
+    assert.match(body.error_description, /retry in \d+ s/);
+    // Invalid requests count too: the bucket is taken before any work is done.
+    assert.equal((await flood.register({ redirect_uris: 'x' })).status, 429);
+    assert.equal((await from('127.0.0.4').register()).status, 201);
+    await healthy();
+  });
+
+  test('stored client metadata is capped (8 KiB by default): 400 invalid_client_metadata past it', async () => {
+    const c = from('127.0.0.5');
+    const uris = (n: number) => Array.from({ length: n }, (_, i) => `https://app.example.com/${'p'.repeat(400)}/${i}`);
+    const big = await c.register({ redirect_uris: uris(20), token_endpoint_auth_method: 'none' });
+    assert.equal(big.status, 400, big.text);
+    assert.equal((JSON.parse(big.text) as { error: string }).error, 'invalid_client_metadata');
+    assert.match(big.text, /at most 8192/);
+    assert.equal((await c.register({ redirect_uris: uris(10), token_endpoint_auth_method: 'none' })).status, 201);
+    await healthy();
+  });
+
+  test("a flood of authorization requests from one address never evicts another address's pending consent", async () => {
+    const clientId = (JSON.parse((await from('127.0.0.6').register()).text) as { client_id: string }).client_id;
+    const victim = from('127.0.0.7');
+    const attacker = from('127.0.0.8');
+    const pending = await victim.openConsent(clientId);
+    const first = await attacker.openConsent(clientId);
+    // Far more than the whole process holds (8 here): a global LRU would have dropped the victim's request.
+    for (let i = 0; i < 20; i++) await attacker.openConsent(clientId);
+    const ok = await victim.submit(pending);
+    assert.equal(ok.status, 303, ok.text);
+    assert.ok(ok.code, 'the victim still gets a code');
+    // The attacker pushed out only its own oldest requests.
+    const evicted = await attacker.submit(first);
+    assert.equal(evicted.status, 400);
+    assert.match(evicted.text, /unknown or expired/);
+    await healthy();
+  });
+
+  test('a registration that completes no authorization within the TTL is deleted; a used one stays', async () => {
+    const reg = from('127.0.0.9');
+    const id = async () => (JSON.parse((await reg.register()).text) as { client_id: string }).client_id;
+    const unused = await id();
+    const used = await id();
+    const consent = await reg.submit(await reg.openConsent(used));
+    assert.ok(consent.code);
+    const tok = await reg.call('/oauth2/token', {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'authorization_code', code: consent.code!, code_verifier: 'v'.repeat(50), client_id: used, redirect_uri: redirect }).toString(),
+    });
+    assert.equal(tok.status, 200, tok.text);
+    await new Promise((r) => setTimeout(r, TTL_MS + 200));
+    assert.equal((await from('127.0.0.10').register()).status, 201, 'a registration sweeps stale ones');
+    const gone = await reg.call(`/oauth2/authorize?response_type=code&client_id=${unused}&redirect_uri=${encodeURIComponent(redirect)}&code_challenge=${challenge}&code_challenge_method=S256`);
+    assert.equal(gone.status, 400);
+    assert.match(gone.text, /Unknown application/);
+    await reg.openConsent(used);
+    await healthy();
+  });
+
+  test('when many addresses fill the process-wide backstop, new requests are refused (503), none evicted', async () => {
+    const clientId = (JSON.parse((await from('127.0.0.11').register()).text) as { client_id: string }).client_id;
+    const victim = from('127.0.0.12');
+    const pending = await victim.openConsent(clientId);
+    // 3 per address from 3 more addresses: 1 + 9 > 8.
+    let refused = 0;
+    for (const a of ['127.0.0.13', '127.0.0.14', '127.0.0.15']) {
+      for (let i = 0; i < 3; i++) {
+        const u = `/oauth2/authorize?response_type=code&client_id=${clientId}&redirect_uri=${encodeURIComponent(redirect)}&code_challenge=${challenge}&code_challenge_method=S256`;
+        const r = await from(a).call(u);
+        if (r.status === 503) refused++;
+        else assert.equal(r.status, 200);
+      }
+    }
+    assert.ok(refused >= 1, 'the backstop refused the surplus');
+    const ok = await victim.submit(pending);
+    assert.equal(ok.status, 303, ok.text);
+    await healthy();
   });
 });

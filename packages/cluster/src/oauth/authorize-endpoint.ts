@@ -8,6 +8,7 @@ import type { RegisteredClient } from './clients.js';
 import { paramsOf } from '../api/parse-input.js';
 import { cookies, readParams, redirect, sendHtml } from './http.js';
 import { AuthorizeQuery, ConsentForm, parseParams } from './request-schemas.js';
+import { sourceKey } from './source-address.js';
 
 const MAX_LOGIN_FAILURES = 5;
 
@@ -45,7 +46,7 @@ function renderConsent(deps: AsDeps, res: ServerResponse, p: PendingAuthorizatio
 }
 
 /** `GET /oauth2/authorize`: validate the request (OAuth 2.1 §4.1.1, PKCE S256 required, RFC 8707), then show consent. */
-async function authorizeGet(deps: AsDeps, res: ServerResponse, q: AuthorizeQuery): Promise<void> {
+async function authorizeGet(deps: AsDeps, req: IncomingMessage, res: ServerResponse, q: AuthorizeQuery): Promise<void> {
   const issuer = deps.issuer();
   const clientId = q.client_id;
   if (!clientId) return sendHtml(res, 400, errorPage('Invalid request', 'client_id is missing.'));
@@ -78,7 +79,7 @@ async function authorizeGet(deps: AsDeps, res: ServerResponse, q: AuthorizeQuery
   const pending = deps.state.addPending({
     clientId, clientName: client.client_name ?? clientId, redirectUri, state, scope, resource, codeChallenge,
     nonce: q.nonce,
-  });
+  }, sourceKey(req));
   renderConsent(deps, res, pending, client);
 }
 
@@ -125,7 +126,7 @@ async function authorizePost(deps: AsDeps, req: IncomingMessage, res: ServerResp
 
 export async function authorizeEndpoint(deps: AsDeps, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   try {
-    if (req.method === 'GET') return await authorizeGet(deps, res, parseParams(AuthorizeQuery, paramsOf(url.searchParams)));
+    if (req.method === 'GET') return await authorizeGet(deps, req, res, parseParams(AuthorizeQuery, paramsOf(url.searchParams)));
     if (req.method === 'POST') return await authorizePost(deps, req, res);
     res.writeHead(405, { allow: 'GET, POST' }).end();
   } catch (e) {

@@ -14,23 +14,54 @@ export interface RegisteredClient extends ClientMetadata {
 const MAX_CLIENTS = 10_000;
 const AUTH_METHODS = new Set(['none', 'client_secret_basic', 'client_secret_post']);
 
+export interface ClientRegistryLimits {
+  /** A registered client that completed no authorization within this long is deleted. */
+  unusedClientTtlMs: number;
+  /** The stored metadata of one client (its JSON) may be at most this many bytes; past it, 400. */
+  maxMetadataBytes: number;
+}
+
+export const DEFAULT_CLIENT_LIMITS: ClientRegistryLimits = { unusedClientTtlMs: 24 * 3600_000, maxMetadataBytes: 8 * 1024 };
+
 /**
  * OAuth clients of the built-in authorization server: dynamically registered ones (RFC 7591, persisted in the
  * cluster DB, secrets stored as hashes) and URL client ids resolved through CIMD. OAUTH2 Credentials
  * (client_credentials) are a separate kind of client, kept by IdentityService.
+ *
+ * Registration is open, so what one registration may cost is bounded: its stored size, and its lifetime until
+ * it is first used — a client that never completes an authorization is deleted after `unusedClientTtlMs`
+ * (swept on start and on every registration, so stale ones never count against the cap).
  */
 export class ClientRegistry {
   readonly #get;
   readonly #insert;
   readonly #count;
+  readonly #markUsed;
+  readonly #sweepUnused;
 
-  constructor(db: DB, readonly cimd: CimdResolver) {
+  constructor(db: DB, readonly cimd: CimdResolver, private readonly limits: ClientRegistryLimits = DEFAULT_CLIENT_LIMITS) {
     // Own table, created on demand: the registry is an optional subsystem of the store's schema.
     db.exec(`CREATE TABLE IF NOT EXISTS oauth_clients (
       client_id TEXT PRIMARY KEY, metadata TEXT NOT NULL, secret_hash TEXT, created_at INTEGER NOT NULL)`);
+    // used_at came later (NULL = never completed an authorization); tables of older data dirs gain it here.
+    const columns = db.prepare('PRAGMA table_info(oauth_clients)').all() as Array<{ name: string }>;
+    if (!columns.some((c) => c.name === 'used_at')) db.exec('ALTER TABLE oauth_clients ADD COLUMN used_at INTEGER');
     this.#get = db.prepare('SELECT metadata, secret_hash FROM oauth_clients WHERE client_id = ?');
     this.#insert = db.prepare('INSERT INTO oauth_clients (client_id, metadata, secret_hash, created_at) VALUES (?, ?, ?, ?)');
     this.#count = db.prepare('SELECT COUNT(*) AS n FROM oauth_clients');
+    this.#markUsed = db.prepare('UPDATE oauth_clients SET used_at = ? WHERE client_id = ? AND used_at IS NULL');
+    this.#sweepUnused = db.prepare('DELETE FROM oauth_clients WHERE used_at IS NULL AND created_at <= ?');
+    this.sweepUnused();
+  }
+
+  /** Deletes registrations that were never used within their grace period; returns how many. */
+  sweepUnused(now = Date.now()): number {
+    return this.#sweepUnused.run(now - this.limits.unusedClientTtlMs).changes;
+  }
+
+  /** A registered client completed an authorization (redeemed a code): it is kept from now on. */
+  markUsed(clientId: string): void {
+    this.#markUsed.run(Date.now(), clientId);
   }
 
   /** RFC 7591 §3: validates the metadata and returns the registration response (secret shown once). */
@@ -39,12 +70,16 @@ export class ClientRegistry {
     const method = (body.token_endpoint_auth_method as string | undefined) ?? 'client_secret_basic'; // RFC 7591 §2 default
     if (!AUTH_METHODS.has(method)) throw invalidClientMetadata(`token_endpoint_auth_method "${method}" is not supported (none, client_secret_basic, client_secret_post)`);
     const meta = normalizeClientMetadata(body);
+    this.sweepUnused();
     if ((this.#count.get() as { n: number }).n >= MAX_CLIENTS) throw new OAuthError('temporarily_unavailable', 'too many registered clients', 503);
     const clientId = `mcp_${randomBytes(16).toString('base64url')}`;
     const issuedAt = Math.floor(Date.now() / 1000);
     const secret = method === 'none' ? undefined : `ocs_${randomBytes(32).toString('base64url')}`;
     const client: RegisteredClient = { ...meta, client_id: clientId, token_endpoint_auth_method: method, kind: 'dcr', client_id_issued_at: issuedAt };
-    this.#insert.run(clientId, JSON.stringify(client), secret ? hashToken(secret) : null, Date.now());
+    const stored = JSON.stringify(client);
+    const size = Buffer.byteLength(stored);
+    if (size > this.limits.maxMetadataBytes) throw invalidClientMetadata(`client metadata is ${size} bytes; at most ${this.limits.maxMetadataBytes} are stored`);
+    this.#insert.run(clientId, stored, secret ? hashToken(secret) : null, Date.now());
     const { kind: _kind, ...wire } = client;
     return { ...wire, ...(secret ? { client_secret: secret, client_secret_expires_at: 0 } : {}) };
   }

@@ -3,6 +3,7 @@ import type { ResourceStore } from '../store/resource-store.js';
 import type { ClientRegistry } from './clients.js';
 import type { AuthorizationState, RefreshTokens } from './grants.js';
 import type { KeyRing } from './keyring.js';
+import type { RateLimiter } from './rate-limit.js';
 import type { ResourceIndicators } from './resource-indicators.js';
 
 /** What the authorization server's endpoints share. */
@@ -16,6 +17,8 @@ export interface AsDeps {
   state: AuthorizationState;
   refresh: RefreshTokens;
   resources: ResourceIndicators;
+  /** Per-source-address budget of Dynamic Client Registrations. */
+  registrations: RateLimiter;
 }
 
 /** Lifetime of one authorization grant (its Session and refresh tokens), bounded further by the auth token's expiry. */

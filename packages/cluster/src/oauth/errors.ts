@@ -4,7 +4,7 @@ import { OPEN_CORS, sendJson } from './http.js';
 
 /** An OAuth error as RFC 6749 §5.2 / RFC 7591 §3.2.2 put it on the wire: a stable `error` string and a description. */
 export class OAuthError extends Error {
-  constructor(readonly error: string, readonly description: string, readonly status = 400) {
+  constructor(readonly error: string, readonly description: string, readonly status = 400, readonly headers: Record<string, string> = {}) {
     super(description);
     this.name = 'OAuthError';
   }
@@ -12,7 +12,7 @@ export class OAuthError extends Error {
   send(res: ServerResponse): void {
     // RFC 6749 §5.2: a failed client authentication is a 401 with a challenge for the scheme the client used.
     const extra: Record<string, string> = this.status === 401 ? { 'www-authenticate': 'Basic realm="octelium"' } : {};
-    sendJson(res, this.status, { error: this.error, error_description: this.description }, { ...OPEN_CORS, ...extra });
+    sendJson(res, this.status, { error: this.error, error_description: this.description }, { ...OPEN_CORS, ...extra, ...this.headers });
   }
 }
 

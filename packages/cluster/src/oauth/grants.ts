@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { DB } from '../store/db.js';
 import { hashToken } from '../auth/tokens.js';
+import { OAuthError } from './errors.js';
 
 /** A validated authorization request waiting for the user's decision on the consent page. */
 export interface PendingAuthorization {
@@ -18,6 +19,8 @@ export interface PendingAuthorization {
   expiresAt: number;
   /** Failed login attempts on this request; the request is dropped after a few. */
   failures: number;
+  /** Source address (sourceKey) that opened the request: the unit of the per-address cap. */
+  source: string;
 }
 
 /** What an authorization code stands for; the code itself is stored only as a hash. */
@@ -41,27 +44,50 @@ export interface CodeGrant {
 
 const PENDING_TTL_MS = 10 * 60_000;
 const CODE_TTL_MS = 60_000;
-const MAX_PENDING = 10_000;
+export const DEFAULT_PENDING_PER_ADDRESS = 50;
+/** Backstop for the whole process; the per-address cap is what keeps one client from filling it. */
+export const DEFAULT_MAX_PENDING = 10_000;
 
-function sweep<T extends { expiresAt: number }>(m: Map<string, T>): void {
+function sweep<T extends { expiresAt: number }>(m: Map<string, T>, onDelete?: (v: T) => void): void {
   const now = Date.now();
-  for (const [k, v] of m) if (v.expiresAt <= now) m.delete(k);
+  for (const [k, v] of m) {
+    if (v.expiresAt > now) continue;
+    m.delete(k);
+    onDelete?.(v);
+  }
 }
 
 /**
  * Short-lived authorization state, in memory on purpose: pending consent (10 min) and authorization codes
  * (60 s, single use). A restart simply makes users click through again.
+ *
+ * Pending requests are counted per source address: past `perAddress`, an address's own oldest request is
+ * dropped, so a flood from one address never evicts anybody else's consent page. When the process-wide
+ * backstop is full, new requests are refused instead (503), again without evicting others.
  */
 export class AuthorizationState {
   readonly #pending = new Map<string, PendingAuthorization>();
+  /** Pending request ids per source address, oldest first. */
+  readonly #bySource = new Map<string, Set<string>>();
   readonly #codes = new Map<string, CodeGrant>();
 
-  addPending(p: Omit<PendingAuthorization, 'id' | 'csrf' | 'expiresAt' | 'failures'>): PendingAuthorization {
-    sweep(this.#pending);
-    if (this.#pending.size >= MAX_PENDING) this.#pending.delete(this.#pending.keys().next().value!);
-    const full: PendingAuthorization = { ...p, id: randomBytes(24).toString('base64url'), csrf: randomBytes(24).toString('base64url'), expiresAt: Date.now() + PENDING_TTL_MS, failures: 0 };
+  constructor(private readonly perAddress = DEFAULT_PENDING_PER_ADDRESS, private readonly maxPending = DEFAULT_MAX_PENDING) {}
+
+  addPending(p: Omit<PendingAuthorization, 'id' | 'csrf' | 'expiresAt' | 'failures' | 'source'>, source: string): PendingAuthorization {
+    sweep(this.#pending, (v) => this.#unindex(v));
+    const mine = this.#bySource.get(source);
+    while (mine && mine.size >= this.perAddress) this.dropPending(mine.values().next().value!);
+    if (this.#pending.size >= this.maxPending) throw new OAuthError('temporarily_unavailable', 'too many sign-in requests are pending; try again in a few minutes', 503);
+    const full: PendingAuthorization = { ...p, id: randomBytes(24).toString('base64url'), csrf: randomBytes(24).toString('base64url'), expiresAt: Date.now() + PENDING_TTL_MS, failures: 0, source };
     this.#pending.set(full.id, full);
+    this.#bySource.set(source, (this.#bySource.get(source) ?? new Set()).add(full.id));
     return full;
+  }
+
+  #unindex(p: PendingAuthorization): void {
+    const ids = this.#bySource.get(p.source);
+    ids?.delete(p.id);
+    if (ids?.size === 0) this.#bySource.delete(p.source);
   }
 
   getPending(id: string): PendingAuthorization | undefined {
@@ -70,7 +96,10 @@ export class AuthorizationState {
   }
 
   dropPending(id: string): void {
+    const p = this.#pending.get(id);
+    if (!p) return;
     this.#pending.delete(id);
+    this.#unindex(p);
   }
 
   issueCode(g: Omit<CodeGrant, 'expiresAt' | 'used'>): string {

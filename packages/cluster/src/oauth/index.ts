@@ -4,13 +4,14 @@ import type { DB } from '../store/db.js';
 import type { ResourceStore } from '../store/resource-store.js';
 import { authorizeEndpoint } from './authorize-endpoint.js';
 import { CimdResolver } from './cimd.js';
-import { ClientRegistry } from './clients.js';
+import { ClientRegistry, DEFAULT_CLIENT_LIMITS } from './clients.js';
 import type { AsDeps } from './deps.js';
-import { asOAuthError, invalidClientMetadata, invalidRequest, OAuthError } from './errors.js';
-import { parseParams, RegistrationRequest } from './request-schemas.js';
+import { asOAuthError, invalidRequest, OAuthError } from './errors.js';
+import { RateLimiter } from './rate-limit.js';
+import { registrationEndpoint } from './register-endpoint.js';
 import { tryDecodeComponent } from '../api/uri-component.js';
-import { AuthorizationState, RefreshTokens } from './grants.js';
-import { OPEN_CORS, readJsonObject, sendJson } from './http.js';
+import { AuthorizationState, DEFAULT_MAX_PENDING, DEFAULT_PENDING_PER_ADDRESS, RefreshTokens } from './grants.js';
+import { OPEN_CORS, sendJson } from './http.js';
 import type { KeyRing } from './keyring.js';
 import { authorizationServerMetadata } from './metadata.js';
 import { ResourceIndicators } from './resource-indicators.js';
@@ -19,17 +20,38 @@ import { revocationEndpoint, tokenEndpoint } from './token-endpoint.js';
 export { ResourceIndicators, hostnameOfHost, isLoopbackHostname } from './resource-indicators.js';
 export { DEFAULT_MCP_SCOPE } from './metadata.js';
 
-export interface AuthorizationServerOptions {
+/** Limits on what unauthenticated clients can make the authorization server hold (docs/mcp.md §3.4). */
+export interface OAuthLimits {
+  /** Dynamic Client Registrations per source address per minute (token bucket, bursts of as many); default 20. */
+  registrationsPerMinute?: number;
+  /** A registered client that completed no authorization within this long is deleted; default 24 h. */
+  unusedClientTtlMs?: number;
+  /** Stored metadata of one registered client, in bytes; past it, 400 invalid_client_metadata. Default 8 KiB. */
+  maxClientMetadataBytes?: number;
+  /** Pending consent requests per source address; past it, that address's oldest is dropped. Default 50. */
+  pendingPerAddress?: number;
+  /** Pending consent requests in the process; past it, new ones are refused (503), none evicted. Default 10 000. */
+  maxPending?: number;
+}
+
+/** What a cluster configures of its authorization server (ClusterOptions.oauth). */
+export interface AuthorizationServerConfig {
+  /**
+   * DEV/TEST ONLY: fetch Client ID Metadata Documents over plain http from loopback (`http://127.0.0.1:…/client.json`).
+   * Never enable in production: it turns the SSRF guard's loopback block off. Also `OCTELIUM_DEV_CIMD_ALLOW_LOOPBACK_HTTP=1`.
+   */
+  cimdAllowLoopbackHttp?: boolean;
+  limits?: OAuthLimits;
+}
+
+export const DEFAULT_REGISTRATIONS_PER_MINUTE = 20;
+
+export interface AuthorizationServerOptions extends AuthorizationServerConfig {
   identity: IdentityService;
   keys: KeyRing;
   store: ResourceStore;
   db: DB;
   issuer: () => string;
-  /**
-   * Dev/test only: let Client ID Metadata Documents be fetched over plain http from loopback
-   * (`http://127.0.0.1:…/client.json`). Never enable in production: it turns the SSRF guard's loopback block off.
-   */
-  cimdAllowLoopbackHttp?: boolean;
   /** RFC 9728 documents for the no-DNS Service form (`/.well-known/oauth-protected-resource/svc/<svc>/…`); false = not ours. */
   protectedResourceMetadata?: (req: IncomingMessage, res: ServerResponse, url: URL) => boolean;
 }
@@ -41,14 +63,6 @@ export interface AuthorizationServer {
   close(): Promise<void>;
 }
 
-/** RFC 7591 §3: `POST /oauth2/register`. Open registration, as MCP clients expect; abuse is capped in the registry. */
-async function registrationEndpoint(deps: AsDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  if (req.method !== 'POST') throw new OAuthError('invalid_request', 'use POST', 405);
-  const body = await readJsonObject(req);
-  if (!body) throw invalidClientMetadata('the registration request must be a JSON object');
-  sendJson(res, 201, deps.clients.register(parseParams(RegistrationRequest, body, invalidClientMetadata)), OPEN_CORS);
-}
-
 /**
  * The cluster's built-in OAuth 2.1 authorization server (docs/mcp.md): RFC 8414 + OIDC discovery, JWKS,
  * authorization code + PKCE S256 with a consent page, client_credentials, refresh tokens with rotation,
@@ -57,9 +71,16 @@ async function registrationEndpoint(deps: AsDeps, req: IncomingMessage, res: Ser
 export function createAuthorizationServer(opts: AuthorizationServerOptions): AuthorizationServer {
   const cimd = new CimdResolver(opts.cimdAllowLoopbackHttp ?? false);
   const resources = new ResourceIndicators(opts.store, opts.issuer);
+  const limits = opts.limits ?? {};
   const deps: AsDeps = {
     identity: opts.identity, keys: opts.keys, store: opts.store, issuer: opts.issuer,
-    clients: new ClientRegistry(opts.db, cimd), state: new AuthorizationState(), refresh: new RefreshTokens(opts.db), resources,
+    clients: new ClientRegistry(opts.db, cimd, {
+      unusedClientTtlMs: limits.unusedClientTtlMs ?? DEFAULT_CLIENT_LIMITS.unusedClientTtlMs,
+      maxMetadataBytes: limits.maxClientMetadataBytes ?? DEFAULT_CLIENT_LIMITS.maxMetadataBytes,
+    }),
+    state: new AuthorizationState(limits.pendingPerAddress ?? DEFAULT_PENDING_PER_ADDRESS, limits.maxPending ?? DEFAULT_MAX_PENDING),
+    refresh: new RefreshTokens(opts.db), resources,
+    registrations: new RateLimiter(limits.registrationsPerMinute ?? DEFAULT_REGISTRATIONS_PER_MINUTE),
   };
   const metadata = () => authorizationServerMetadata(opts.issuer(), opts.store);
   const cors = new Set(['/oauth2/token', '/oauth2/register', '/oauth2/revoke', '/oauth2/jwks', '/.well-known/jwks.json', '/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']);

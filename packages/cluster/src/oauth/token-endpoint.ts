@@ -90,6 +90,7 @@ async function authorizationCodeGrant(deps: AsDeps, req: IncomingMessage, form: 
   if (asked !== undefined && g.resource !== undefined && asked !== g.resource) throw invalidTarget('resource differs from the authorization request');
   const resource = asked ?? g.resource;
   g.used = true;
+  deps.clients.markUsed(client.client_id);
   let session;
   try {
     session = deps.identity.createGrantSession(g.userName, g.credentialName, g.grantExpiresAt, client.client_id);
