@@ -8,6 +8,9 @@ import type { ResolvedTelemetryOptions } from './options.js';
 const POST_BATCH = 128;
 const POST_DELAY_MS = 10;
 
+/** Compiled (dist/), the worker is plain JavaScript; run from TypeScript sources, a shim loads it through tsx. */
+const WORKER_ENTRY = new URL(import.meta.url.endsWith('.ts') ? './otlp-worker-entry.mjs' : './otlp-worker.js', import.meta.url);
+
 /**
  * The request thread's side of OTLP export: queues ExportItems and posts them to the worker thread
  * (otlp-worker.ts), which does everything else. Bounded: items posted but not yet taken by the worker
@@ -27,7 +30,7 @@ export class OtlpWorkerClient {
   #closed: Promise<void> | undefined;
 
   constructor(private readonly o: NonNullable<ResolvedTelemetryOptions['otlp']>, private readonly stats: (signal: Signal) => BatchStats) {
-    this.#worker = new Worker(new URL('./otlp-worker-entry.mjs', import.meta.url), { workerData: o });
+    this.#worker = new Worker(WORKER_ENTRY, { workerData: o });
     this.#worker.unref(); // telemetry never keeps the process alive
     this.#worker.on('message', (m: FromWorker) => this.#onMessage(m));
     this.#worker.on('error', (err) => {

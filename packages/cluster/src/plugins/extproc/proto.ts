@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
-/** packages/cluster/proto — resolved from this file because the code runs from source (tsx), not from a build dir. */
+/** packages/cluster/proto: the same three levels up from src/plugins/extproc/ and from dist/plugins/extproc/ (the package ships proto/). */
 export const EXTPROC_PROTO_ROOT = fileURLToPath(new URL('../../../proto/', import.meta.url));
 export const EXTPROC_PROTO_FILE = 'envoy/service/ext_proc/v3/external_processor.proto';
 export const EXTPROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
