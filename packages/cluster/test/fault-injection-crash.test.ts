@@ -70,7 +70,7 @@ function checkDatabase(dataDir: string) {
   }
 }
 
-test('SIGKILL during applies: every apply that succeeded survives, the one in flight is all there or not at all', async () => {
+test('SIGKILL during applies: every apply that succeeded survives, the one in flight is all there or not at all', { timeout: 30_000 }, async () => {
   const dataDir = tempDir('octelium-fi-apply-');
   dirs.push(dataDir);
   const { c, api } = await start(dataDir);
@@ -125,7 +125,7 @@ test('SIGKILL during applies: every apply that succeeded survives, the one in fl
   await again.c.stop();
 });
 
-test('SIGKILL under gateway load: AccessLogs stay readable and uncorrupted, the database passes integrity_check', async () => {
+test('SIGKILL under gateway load: AccessLogs stay readable and uncorrupted, the database passes integrity_check', { timeout: 30_000 }, async () => {
   const dataDir = tempDir('octelium-fi-logs-');
   dirs.push(dataDir);
   const up = await jsonUpstream();
@@ -224,7 +224,7 @@ async function applyRaw(url: string, token: string, resources: Resource[]) {
   return { status: res.statusCode, body: (await res.body.json()) as { error?: { code: string; message: string }; results?: unknown[] } };
 }
 
-test('disk full on the data dir: applies get 507 naming the cause, the gateway serves on, and everything recovers once space is freed', async (t) => {
+test('disk full on the data dir: applies get 507 naming the cause, the gateway serves on, and everything recovers once space is freed', { timeout: 30_000 }, async (t) => {
   const dir = mountTmpfs(t, '3m');
   if (!dir) return;
   const up = await jsonUpstream();

@@ -115,7 +115,7 @@ async function logsOf(svc: string, count: number): Promise<AccessLog[]> {
 
 const get = (path: string) => request(`${tc.cluster.url}${path}`, { headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } });
 
-test('upstream dies mid-SSE: the client sees both events and a cut (no hang), the cluster serves on, the AccessLog says the body was cut', async () => {
+test('upstream dies mid-SSE: the client sees both events and a cut (no hang), the cluster serves on, the AccessLog says the body was cut', { timeout: 30_000 }, async () => {
   const res = await get('/svc/cut-sse/events');
   assert.equal(res.statusCode, 200);
   const t0 = Date.now();
@@ -155,7 +155,7 @@ async function agentToken(name: string): Promise<string> {
   return t.authenticationToken!;
 }
 
-test('agent SIGKILLed mid-stream: the stream ends, JSON-RPC requests get 503 UPSTREAM_NOT_CONNECTED, a restarted agent serves again', async () => {
+test('agent SIGKILLed mid-stream: the stream ends, JSON-RPC requests get 503 UPSTREAM_NOT_CONNECTED, a restarted agent serves again', { timeout: 30_000 }, async () => {
   const agent = startAgent(await agentToken('fi-agent-auth-1'));
   await agent.waitFor(/connected to .* as fi-agent; serving agent-sse/);
 
