@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { startChild, type Child } from './procs.js';
 import type { LoadJob, LoadResult } from './loadgen-worker.js';
+import type { OpenLoopJob, OpenLoopResult } from './open-loop.js';
 import { REPO_ROOT, log, median, treeCpuSeconds } from './util.js';
 
 export type Mode = 'json' | 'sse';
@@ -58,6 +59,11 @@ export class LoadGenerator {
 
   run(job: LoadJob): Promise<LoadResult> {
     return this.child.request<LoadResult>({ type: 'run', ...job }, (job.durationS + (job.warmupS ?? 0)) * 1000 + 60_000);
+  }
+
+  /** Fixed offered rate, latency from the scheduled start (open-loop.ts). */
+  openLoop(job: OpenLoopJob): Promise<OpenLoopResult> {
+    return this.child.request<OpenLoopResult>({ type: 'openLoop', ...job }, job.durationS * 1000 + 60_000);
   }
 
   stop(): Promise<number | null> {

@@ -7,6 +7,7 @@
 import autocannon from 'autocannon';
 import { serveIpc, sendReady } from './ipc.js';
 import { percentile } from './util.js';
+import { runOpenLoop, type OpenLoopJob } from './open-loop.js';
 
 export interface LoadJob {
   url: string;
@@ -73,5 +74,5 @@ async function run(job: LoadJob): Promise<LoadResult> {
   };
 }
 
-serveIpc({ run: (m) => run(m as unknown as LoadJob) });
+serveIpc({ run: (m) => run(m as unknown as LoadJob), openLoop: (m) => runOpenLoop(m as unknown as OpenLoopJob) });
 sendReady();
