@@ -325,6 +325,10 @@ describe('upgrades', () => {
   });
 });
 
-test('no unexpected exception was counted during the suite', () => {
+test('no unexpected exception was counted during the suite, and /metrics says so', async () => {
   assert.deepEqual([...tc.cluster.faults.counts()], []);
+  const text = await (await fetch(`${tc.cluster.url}/metrics`, { headers: { authorization: `Bearer ${tc.adminToken}` } })).text();
+  assert.match(text, /# TYPE octelium_unexpected_errors_total counter/);
+  assert.doesNotMatch(text, /^octelium_unexpected_errors_total\{/m);
+  assert.match(text, /^octelium_accesslog_write_failures_total 0$/m);
 });

@@ -55,6 +55,7 @@ export function registerTelemetry(
     : undefined;
 
   // Order matters on the way in: the redactor must know the request before its log is recorded.
+  metrics.setAccessLogStats(() => ({ writeFailures: base.accessLogs.writeFailures, dropped: base.accessLogs.dropped }));
   r.hooks.push(redactor.hooks(), metrics.hooks());
   if (otlp) r.hooks.push(tracingHooks(otlp, options.otlp!));
   r.afterAuthorize.push(responseCaptureStage({ defaultOn: options.captureResponseBody, maxBytes: options.maxResponseBodyBytes }));

@@ -37,7 +37,10 @@ export class GatewayMetrics {
   readonly otlpDropped = new Counter({ name: 'octelium_otlp_dropped_total', help: 'Telemetry records not exported (queue full or export failed)', labelNames: ['signal', 'reason'] as const, registers: [this.registry] });
   readonly otlpExported = new Counter({ name: 'octelium_otlp_exported_total', help: 'Telemetry records exported over OTLP', labelNames: ['signal'] as const, registers: [this.registry] });
   readonly unexpectedErrors = new Counter({ name: 'octelium_unexpected_errors_total', help: 'Unexpected exceptions caught at an entry point (the request got a 5xx, the process kept serving)', labelNames: ['where'] as const, registers: [this.registry], collect: () => this.#collectFaults() });
+  readonly accessLogWriteFailures = new Counter({ name: 'octelium_accesslog_write_failures_total', help: 'AccessLog batches the writer could not store (e.g. disk full); they are retried', registers: [this.registry], collect: () => this.#collectAccessLogs() });
+  readonly accessLogsDropped = new Counter({ name: 'octelium_accesslog_dropped_total', help: 'AccessLogs lost because the writer stayed failing past its queue bound', registers: [this.registry], collect: () => this.#collectAccessLogs() });
   #tunnelStats?: () => TunnelStats;
+  #accessLogStats?: () => { writeFailures: number; dropped: number };
   #faults?: () => ReadonlyMap<string, number>;
   readonly #started = new WeakMap<GatewayContext, number>();
 
@@ -53,6 +56,20 @@ export class GatewayMetrics {
   /** The listener's fault counts (server/faults.ts), read on each scrape. */
   setFaults(fn: () => ReadonlyMap<string, number>): void {
     this.#faults = fn;
+  }
+
+  /** The AccessLog writer's failure counts (accesslog/store.ts), read on each scrape. */
+  setAccessLogStats(fn: () => { writeFailures: number; dropped: number }): void {
+    this.#accessLogStats = fn;
+  }
+
+  #collectAccessLogs(): void {
+    const s = this.#accessLogStats?.();
+    if (!s) return;
+    this.accessLogWriteFailures.reset();
+    this.accessLogWriteFailures.inc(s.writeFailures);
+    this.accessLogsDropped.reset();
+    this.accessLogsDropped.inc(s.dropped);
   }
 
   #collectFaults(): void {
