@@ -118,8 +118,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     cimdAllowLoopbackHttp: opts.oauth?.cimdAllowLoopbackHttp ?? process.env.OCTELIUM_DEV_CIMD_ALLOW_LOOPBACK_HTTP === '1',
     protectedResourceMetadata: (req, res, u) => mcp.protectedResourceMetadata(req, res, u),
   });
-  const mcp = registerMcp({ deps, index, policy, resources: authz.resources, clusterUrl });
-  onClose.push(() => authz.close());
+  const mcp = registerMcp({ deps, index, policy, resources: authz.resources, clusterUrl, selfURL: () => selfURL });
+  onClose.push(() => authz.close(), () => mcp.close());
   const gateway = createGateway(deps);
   const api = createApiHandler({ store, identity, accessLogs, checks, extraRoutes: { '/policy/test': policyTestRoute(store, policy) } });
   const oauth2 = authz.handle;

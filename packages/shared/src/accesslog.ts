@@ -25,6 +25,11 @@ export interface AccessLog {
        * (`OCT_ERR_UPSTREAM_FAILED`, message "upstream response ended early after N bytes: …").
        */
       error?: { code: string; message: string };
+      /**
+       * A member request of a federated MCP Service: the federated Service the caller used and the id of that
+       * request's own AccessLog (`metadata.id`). `serviceRef` above is the member.
+       */
+      federation?: { serviceRef: ObjectRef; requestId: string };
     };
     info: {
       http: {

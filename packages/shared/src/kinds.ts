@@ -138,6 +138,9 @@ export const KINDS: Record<KindName, KindDef> = {
       s.dynamicConfig?.configs.forEach((c, i) => {
         if (c.upstream?.user) out.push({ kind: 'User', name: c.upstream.user, path: `spec.dynamicConfig.configs[${i}].upstream.user` });
       });
+      s.mcp?.federation?.forEach((m, i) => {
+        out.push({ kind: 'Service', name: canonicalServiceName(m.service), path: `spec.mcp.federation[${i}].service` });
+      });
       out.push(...policyRefs(s.authorization, 'spec.authorization'), ...secretRefs(r.spec, 'spec'));
       return out;
     },

@@ -36,6 +36,7 @@ export function buildAccessLog(ctx: GatewayContext): AccessLog {
         isAnonymous: ctx.anonymous,
         ...(ctx.plugins.length ? { plugins: ctx.plugins } : {}),
         ...(ctx.error ? { error: { code: ctx.error.code, message: ctx.error.message } } : {}),
+        ...(ctx.federation ? { federation: { serviceRef: refOf(ctx.federation.service), requestId: ctx.federation.requestId } } : {}),
       },
       info: {
         http: {

@@ -41,6 +41,11 @@ export interface GatewayContext {
   /** The `dynamicConfig.configs[].name` a rule picked (its `http.plugins` are the ones that run). */
   dynamicConfigName?: string;
   principal?: Principal;
+  /**
+   * Set when this request is a member hop of a federated MCP Service (mcp/federation): the federated Service and
+   * the id of the downstream request it serves, for the AccessLog.
+   */
+  federation?: { service: Resource; requestId: string };
   anonymous: boolean;
   /** Buffered request body (enableRequestBuffering), possibly rewritten by plugins. */
   body?: Buffer;

@@ -61,6 +61,11 @@ export interface GatewayDeps {
   evaluateCondition(cond: Condition, facts: RequestFacts): { matched: boolean; error?: { code: string; message: string } };
   pluginRuntimes: PluginRuntime[];
   tunnel?: TunnelDispatcher;
+  /**
+   * An upstream served inside the cluster (MCP federation): returns the response when it serves this request's
+   * Service, undefined otherwise. Runs in the upstream stage, after policies and plugins.
+   */
+  localUpstream?: (ctx: GatewayContext) => Promise<UpstreamResponse> | undefined;
   agent?: Agent;
   /** Body cap for streamed requests, in-flight cap per user, trusted proxy hops (defaults: server/limits.ts). */
   limits?: ListenerLimits;

@@ -14,6 +14,7 @@ import { mcpSettings } from './settings.js';
 import { audienceStage } from './audience-stage.js';
 import { mcpEdgeStage } from './edge-stage.js';
 import { mcpProtocolStage } from './protocol-stage.js';
+import { registerFederation } from './federation/index.js';
 
 export { mcpSettings } from './settings.js';
 
@@ -23,12 +24,16 @@ export interface McpOptions {
   policy: PolicyEngine;
   resources: ResourceIndicators;
   clusterUrl: () => string;
+  /** The cluster's own listener; federated Services send member requests through it (mcp/federation). */
+  selfURL: () => string;
 }
 
 export interface McpSubsystem {
   /** RFC 9728 documents for the no-DNS form, served on the cluster host by the authorization server's handler. */
   protectedResourceMetadata(req: IncomingMessage, res: ServerResponse, url: URL): boolean;
   sessions: SessionBindings;
+  /** Ends federated sessions (and their member sessions). */
+  close(): void;
 }
 
 /**
@@ -40,6 +45,7 @@ export function registerMcp(o: McpOptions): McpSubsystem {
   const d = { authorize: (f: Parameters<GatewayDeps['authorize']>[0]) => o.deps.authorize(f), policy: o.policy, resources: o.resources, sessions, clusterUrl: o.clusterUrl };
   (o.deps.afterRoute ??= []).push(mcpEdgeStage(d));
   (o.deps.beforeAuthorize ??= []).push(audienceStage(d), mcpProtocolStage(d));
+  const federation = registerFederation({ deps: o.deps, index: o.index, clusterUrl: o.clusterUrl, selfURL: o.selfURL });
   const hook: GatewayHooks = {
     errorHeaders(ctx, status) {
       const settings = ctx.entry ? mcpSettings(ctx.entry.spec) : undefined;
@@ -68,5 +74,5 @@ export function registerMcp(o: McpOptions): McpSubsystem {
     return true;
   }
 
-  return { protectedResourceMetadata: protectedResourceMetadataNoDns, sessions };
+  return { protectedResourceMetadata: protectedResourceMetadataNoDns, sessions, close: () => federation.close() };
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Authorization, Condition, Duration, KeyValue, Name, SecretRef } from './common.js';
+import { Authorization, Condition, Duration, KeyValue, Name, NAME_RE, SecretRef } from './common.js';
 
 export const Upstream = z.strictObject({
   url: z.url({ protocol: /^https?$/ }).optional(),
@@ -133,6 +133,26 @@ export type ServiceConfig = z.infer<typeof ServiceConfig>;
  * OAuth 401 challenges and Protected Resource Metadata, token audience and scope checks, Origin/Host checks,
  * session binding, protocol header checks, per-caller list filtering and SSE keep-alives.
  */
+/** `svc` or `svc.ns`: a member Service of a federation (same spelling as `metadata.name`). */
+const ServiceRefName = z.string().refine((n) => {
+  const parts = n.split('.');
+  return parts.length <= 2 && parts.every((p) => NAME_RE.test(p));
+}, 'a Service name is "svc" or "svc.namespace" (lower-case letters, digits and "-")');
+
+/** Glob over (prefixed) primitive names: `*` any run of characters, `?` one character; nothing else is special. */
+const NameGlob = z.string().min(1).max(256);
+
+/**
+ * One member of a federated MCP Service (design.md §10): its tools and prompts appear under `prefix` + their name
+ * (resources keep their URIs), and every call is authorized by the member's own policies for the caller.
+ */
+export const MCPFederationMember = z.strictObject({
+  service: ServiceRefName,
+  /** Prepended to the member's tool and prompt names; may be empty (then its names pass unchanged). */
+  prefix: z.string().max(64).regex(/^[A-Za-z0-9_.-]*$/, 'a prefix is letters, digits, "_", "-" and "."').default(''),
+});
+export type MCPFederationMember = z.infer<typeof MCPFederationMember>;
+
 export const MCPConfig = z.strictObject({
   /** Scopes named in the 401 challenge and in the Protected Resource Metadata; a token that carries a `scope` claim must hold them all. Default `["mcp"]`. */
   scopes: z.array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'a scope is printable ASCII without spaces, quotes or backslashes')).optional(),
@@ -146,6 +166,26 @@ export const MCPConfig = z.strictObject({
   filterLists: z.boolean().optional(),
   /** Idle time after which a `:` comment line is sent on downstream SSE streams. Default 25 s; zero disables. */
   keepAlive: Duration.optional(),
+  /** Federate these MCP Services behind this one endpoint (docs/mcp.md "Federation"). */
+  federation: z
+    .array(MCPFederationMember)
+    .min(1)
+    .max(32)
+    .superRefine((members, ctx) => {
+      const seen = new Map<string, number>();
+      const prefixes = new Map<string, number>();
+      members.forEach((m, i) => {
+        const canonical = m.service.replace(/\.default$/, '');
+        if (seen.has(canonical)) ctx.addIssue({ code: 'custom', path: [i, 'service'], message: `Service "${m.service}" is already member [${seen.get(canonical)}]` });
+        else seen.set(canonical, i);
+        // Calls are routed by prefix: two members with one prefix could not be told apart.
+        if (prefixes.has(m.prefix)) ctx.addIssue({ code: 'custom', path: [i, 'prefix'], message: `prefix "${m.prefix}" is already used by member [${prefixes.get(m.prefix)}]` });
+        else prefixes.set(m.prefix, i);
+      });
+    })
+    .optional(),
+  /** Which (prefixed) tools a federated Service offers: `include` globs (default all), then `exclude` globs. */
+  tools: z.strictObject({ include: z.array(NameGlob).max(256).optional(), exclude: z.array(NameGlob).max(256).optional() }).optional(),
 });
 export type MCPConfig = z.infer<typeof MCPConfig>;
 

@@ -11,11 +11,15 @@ export function authnStage(deps: GatewayDeps) {
       ctx.anonymous = true;
       return;
     }
-    const token = bearerToken(ctx.req);
-    if (!token) throw new OcteliumError('UNAUTHENTICATED', 'no credential: send an access token as "Authorization: Bearer <token>" or "X-Octelium-Auth"');
-    const principal = await deps.identity.authenticate(token);
-    if (!principal) throw new OcteliumError('UNAUTHENTICATED', 'invalid or expired access token', undefined, 401);
-    ctx.principal = principal;
+    // An afterRoute stage may have named the caller already: a federated MCP Service's member hop (mcp/federation).
+    let principal = ctx.principal;
+    if (!principal) {
+      const token = bearerToken(ctx.req);
+      if (!token) throw new OcteliumError('UNAUTHENTICATED', 'no credential: send an access token as "Authorization: Bearer <token>" or "X-Octelium-Auth"');
+      principal = await deps.identity.authenticate(token);
+      if (!principal) throw new OcteliumError('UNAUTHENTICATED', 'invalid or expired access token', undefined, 401);
+      ctx.principal = principal;
+    }
     const sessionType = (principal.session?.status as { type?: string } | undefined)?.type;
     // Octelium: a non-public Service is reachable only client-based (octelium connect), never clientless.
     if (!spec.isPublic && sessionType === 'CLIENTLESS') {

@@ -35,6 +35,8 @@ export function upstreamStage(deps: GatewayDeps) {
   // No per-origin connection cap: each open SSE stream holds a connection, and MCP clients keep one open per session.
   const agent = deps.agent ?? new Agent({ keepAliveTimeout: 30_000, connections: null, pipelining: 1 });
   return async function upstream(ctx: GatewayContext): Promise<void> {
+    const local = deps.localUpstream?.(ctx);
+    if (local) return sendUpstreamResponse(ctx, await local);
     const config = ctx.config!;
     const u = config.upstream;
     if (!u || (!u.url && !u.user && !u.loadbalance)) {
