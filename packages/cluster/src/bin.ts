@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
 import { startCluster } from './cluster.js';
 
@@ -18,6 +18,7 @@ interface StartFlags {
   dataDir: string; host: string; port: string; domain: string;
   trustedProxyHops?: number; maxHeaderBytes?: number; maxHeaderCount?: number; maxUrlBytes?: number; headersTimeout?: number;
   requestTimeout?: number; maxBodyBytes?: number; maxInflightPerUser?: number;
+  containerRuntime?: 'docker' | 'kubernetes' | 'none';
   otlpEndpoint?: string; otlpHeader: string[]; redactPath: string[]; redactHeader: string[]; captureResponseBody: boolean; metricsPublic: boolean;
 }
 
@@ -30,6 +31,7 @@ program
   .option('--host <host>', 'listen address', '127.0.0.1')
   .option('--port <n>', 'listen port (0 = ephemeral)', '8090')
   .option('--domain <d>', "the cluster's public host name", 'localhost')
+  .addOption(new Option('--container-runtime <runtime>', 'runs Services with upstream.container (default: docker when the Docker socket answers, else none)').choices(['docker', 'kubernetes', 'none']))
   .option('--otlp-endpoint <url>', 'export AccessLogs and spans over OTLP/HTTP to this base URL (default: $OTEL_EXPORTER_OTLP_ENDPOINT)')
   .option('--otlp-header <key=value>', 'extra header on OTLP exports (repeatable)', collect, [])
   .option('--redact-path <path>', 'bodyMap JSON path to redact in every AccessLog, e.g. params.arguments.password (repeatable)', collect, [])
@@ -49,6 +51,7 @@ program
     const headers = Object.fromEntries(o.otlpHeader.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
     const cluster = await startCluster({
       dataDir, host: o.host, port: Number(o.port), domain: o.domain,
+      containers: { runtime: o.containerRuntime },
       limits: {
         trustedProxyHops: o.trustedProxyHops, maxHeaderBytes: o.maxHeaderBytes, maxHeaderCount: o.maxHeaderCount, maxUrlBytes: o.maxUrlBytes,
         headersTimeoutMs: o.headersTimeout, requestTimeoutMs: o.requestTimeout, maxStreamedBodyBytes: o.maxBodyBytes, maxInflightPerUser: o.maxInflightPerUser,
@@ -64,7 +67,7 @@ program
       console.log(`Bootstrap auth token for user "root" (also in ${dataDir}/bootstrap-token; shown once):\n\n  ${cluster.bootstrapToken}\n`);
       console.log(`Next: npx octelium login --domain ${cluster.domain} --auth-token $(cat ${dataDir}/bootstrap-token)\n`);
     }
-    console.log(`octelium-cluster listening on ${cluster.url} (domain ${cluster.domain}, data ${dataDir})`);
+    console.log(`octelium-cluster listening on ${cluster.url} (domain ${cluster.domain}, data ${dataDir}; ${cluster.containers.reason})`);
     // Last line of defence (docs/security.md): every entry point catches its own errors; whatever still escapes
     // is logged and counted in /metrics, and the cluster keeps serving everyone else's requests.
     process.on('uncaughtException', (err) => cluster.faults.record('process', err));

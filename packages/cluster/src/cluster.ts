@@ -28,6 +28,8 @@ import { ExtProcRuntime } from './plugins/extproc-runtime.js';
 import { LuaRuntime } from './plugins/lua-runtime.js';
 import { checkLuaPlugins } from './plugins/admission.js';
 import { registerTelemetry, type TelemetryOptions } from './telemetry/index.js';
+import { ContainerEndpoints, ContainerReconciler, containerLogsRoute, selectRuntime, type DockerRuntimeOptions, type ReconcilerOptions, type RuntimeChoice } from './containers/index.js';
+import { clusterId } from './containers/cluster-id.js';
 
 export interface ClusterOptions {
   dataDir: string | ':memory:';
@@ -41,6 +43,8 @@ export interface ClusterOptions {
   limits?: Partial<ListenerLimits>;
   /** OTLP export, redaction, response capture, /metrics (docs/visibility.md); OTEL_EXPORTER_OTLP_ENDPOINT is honoured. */
   telemetry?: TelemetryOptions;
+  /** Managed containers (design.md §8, docs/containers.md): the runtime (default: docker when its socket answers, else none). */
+  containers?: { runtime?: RuntimeChoice; docker?: Partial<DockerRuntimeOptions>; reconciler?: ReconcilerOptions };
   /** Built-in authorization server (docs/mcp.md). */
   oauth?: AuthorizationServerConfig;
 }
@@ -55,6 +59,8 @@ export interface Cluster {
   accessLogs: AccessLogStore;
   /** Unexpected exceptions caught at an entry point, by where; also in /metrics. */
   faults: Faults;
+  /** The container runtime in use and why (the startup line says it), its reconciler and the gateway's replica table. */
+  containers: { runtime: 'docker' | 'kubernetes' | 'none'; reason: string; reconciler: ContainerReconciler; endpoints: ContainerEndpoints };
   close(): Promise<void>;
 }
 
@@ -71,6 +77,10 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const accessLogs = new AccessLogStore(db);
   const policy = new PolicyEngine(store, { allowWhenNoRules: true });
   const checks: AdmissionCheck[] = [checkExpressions, checkLuaPlugins];
+  // Managed containers: the runtime is picked before listening, so the startup line can say which one and why.
+  const selected = await selectRuntime(opts.containers?.runtime, clusterId(db), { docker: opts.containers?.docker });
+  const containerEndpoints = new ContainerEndpoints();
+  const reconciler = new ContainerReconciler(store, selected.runtime, containerEndpoints, selected.reason, opts.containers?.reconciler);
 
   let lua: LuaRuntime | undefined = undefined;
   const index = new ServiceIndex(store, (previous) => previous && lua?.evict(previous.versionKey));
@@ -99,6 +109,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     evaluateCondition: (cond, facts) => policy.condition(cond, facts),
     pluginRuntimes,
     tunnel,
+    containers: containerEndpoints,
     hooks,
     afterAuthorize,
     limits,
@@ -121,12 +132,13 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const mcp = registerMcp({ deps, index, policy, resources: authz.resources, clusterUrl, selfURL: () => selfURL });
   onClose.push(() => authz.close(), () => mcp.close());
   const gateway = createGateway(deps);
-  const api = createApiHandler({ store, identity, accessLogs, checks, extraRoutes: { '/policy/test': policyTestRoute(store, policy) } });
+  const api = createApiHandler({ store, identity, accessLogs, checks, extraRoutes: { '/policy/test': policyTestRoute(store, policy), '/containerlogs': containerLogsRoute(store, () => selected.runtime, () => selected.reason) } });
   const oauth2 = authz.handle;
   const domainHost = () => domain.replace(/:\d+$/, '').toLowerCase();
   const server: Server = createHttpServer(domainHost, { api, oauth2, gateway, routes, connectUpgrade: (req, socket, head) => tunnel.handleUpgrade(req, socket, head) }, limits, faults);
 
   const release = async () => {
+    await reconciler.close();
     for (const c of onClose) await c();
     index.close();
     policy.close();
@@ -146,6 +158,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   }
   // Only once the listener is up: a start that fails (port busy) must not use up the "shown once" bootstrap token.
   const bootstrapToken = bootstrap(store, identity, opts.dataDir, BUILTIN_POLICIES);
+  // Adopts running containers, removes orphans, then follows the change feed; never throws (errors go to status).
+  void reconciler.start();
   const port = (server.address() as AddressInfo).port;
   const listenHost = opts.host && opts.host !== '0.0.0.0' && opts.host !== '::' ? opts.host : '127.0.0.1';
   selfURL = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`;
@@ -157,6 +171,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   let closing: Promise<void> | undefined;
   return {
     ...info, bootstrapToken, store, accessLogs, faults,
+    containers: { runtime: selected.runtime?.name ?? 'none', reason: selected.reason, reconciler, endpoints: containerEndpoints },
     close: () => (closing ??= (async () => {
       // Stop accepting, let in-flight requests finish (bounded), then close the DB.
       const closed = new Promise<void>((r) => server.close(() => r()));

@@ -10,6 +10,7 @@ import type { UpstreamAuth } from './upstream-auth.js';
 import type { UpstreamResponse } from './proxy.js';
 import type { ListenerLimits } from '../server/limits.js';
 import type { Faults } from '../server/faults.js';
+import type { ContainerEndpoints } from '../containers/endpoints.js';
 
 /** The connect tunnel as the gateway sees it (implemented by the tunnel hub). */
 export interface TunnelDispatcher {
@@ -61,6 +62,8 @@ export interface GatewayDeps {
   evaluateCondition(cond: Condition, facts: RequestFacts): { matched: boolean; error?: { code: string; message: string } };
   pluginRuntimes: PluginRuntime[];
   tunnel?: TunnelDispatcher;
+  /** Ready replicas of managed containers (`upstream.container`); absent when the cluster runs no container runtime. */
+  containers?: ContainerEndpoints;
   /**
    * An upstream served inside the cluster (MCP federation): returns the response when it serves this request's
    * Service, undefined otherwise. Runs in the upstream stage, after policies and plugins.

@@ -4,6 +4,8 @@ import type { GatewayContext } from '../context.js';
 import type { GatewayDeps } from '../deps.js';
 import { sendUpstreamResponse, type UpstreamResponse } from '../proxy.js';
 import { cappedRequestBody, streamedBodyCap } from '../request-limits.js';
+import { DEFAULT_CONFIG } from '../../containers/workload.js';
+import type { Lease } from '../../containers/endpoints.js';
 
 let roundRobin = 0;
 
@@ -39,11 +41,17 @@ export function upstreamStage(deps: GatewayDeps) {
     if (local) return sendUpstreamResponse(ctx, await local);
     const config = ctx.config!;
     const u = config.upstream;
-    if (!u || (!u.url && !u.user && !u.loadbalance)) {
-      if (u?.container) throw new OcteliumError('UPSTREAM_NOT_CONNECTED', `Service "${ctx.service!.metadata.name}" runs a managed container, and this cluster has no container runtime`);
+    let lease: Lease | undefined;
+    if (u?.container) {
+      // A managed container: one of the config's ready replicas (503 naming why when none is ready).
+      if (!deps.containers) throw new OcteliumError('UPSTREAM_NOT_CONNECTED', `Service "${ctx.service!.metadata.name}" runs a managed container, and this cluster has no container runtime`);
+      const session = ctx.req.headers['mcp-session-id'];
+      lease = deps.containers.acquire(ctx.service!.metadata.name, ctx.dynamicConfigName ?? DEFAULT_CONFIG, typeof session === 'string' ? session : undefined);
+      ctx.cleanups.push(lease.release);
+    } else if (!u || (!u.url && !u.user && !u.loadbalance)) {
       throw new OcteliumError('UPSTREAM_FAILED', `Service "${ctx.service!.metadata.name}" has no upstream`);
     }
-    const ep = pickEndpoint(u);
+    const ep = lease ? { url: lease.endpoint.url } : pickEndpoint(u!);
     Object.assign(ctx.upstreamHeaders, await deps.upstreamAuth.headers(config.http?.auth));
     const method = ctx.req.method ?? 'GET';
     const streamed = !ctx.body && method !== 'GET' && method !== 'HEAD';
@@ -66,6 +74,9 @@ export function upstreamStage(deps: GatewayDeps) {
           headersTimeout: timeoutMs, bodyTimeout: 0,
         });
         response = { statusCode: r.statusCode, headers: r.headers, body: r.body };
+        // A stateful MCP server keeps its sessions in one replica: later requests of the session go back to it.
+        const sid = r.headers['mcp-session-id'];
+        if (lease && typeof sid === 'string') deps.containers!.bindSession(sid, lease.endpoint.id);
       }
     } catch (err) {
       // The client went away: not an upstream failure. The pipeline logs it as 499 (client closed request).

@@ -1,0 +1,42 @@
+import Docker from 'dockerode';
+import { DockerRuntime, dockerAddress, type DockerRuntimeOptions } from './docker/docker-runtime.js';
+import type { ContainerRuntime } from './runtime.js';
+
+export type RuntimeChoice = 'docker' | 'kubernetes' | 'none';
+
+export interface SelectedRuntime {
+  runtime?: ContainerRuntime;
+  /** One sentence for the startup line: which runtime and why. */
+  reason: string;
+}
+
+async function pingDocker(docker: Docker): Promise<{ ok: true; version: string } | { ok: false; error: string }> {
+  try {
+    await docker.ping();
+    const v = (await docker.version()) as { Version?: string };
+    return { ok: true, version: v.Version ?? '?' };
+  } catch (err) {
+    return { ok: false, error: (err as { code?: string }).code ?? (err as Error).message };
+  }
+}
+
+/**
+ * design.md §8: `--container-runtime docker|kubernetes|none`; without the flag, Docker when its socket answers, else none.
+ */
+export async function selectRuntime(choice: RuntimeChoice | undefined, clusterId: string, opts: { docker?: Partial<DockerRuntimeOptions> } = {}): Promise<SelectedRuntime> {
+  if (choice === 'none') return { reason: 'container runtime: none (--container-runtime none); Services with upstream.container stay Pending and get 503' };
+  if (choice === 'kubernetes') throw new Error('--container-runtime kubernetes is not implemented yet');
+  const docker = opts.docker?.docker ?? new Docker();
+  const ping = await pingDocker(docker);
+  const where = dockerAddress(docker);
+  if (choice === 'docker') {
+    return {
+      runtime: new DockerRuntime({ ...opts.docker, docker, clusterId }),
+      reason: ping.ok
+        ? `container runtime: docker ${ping.version} at ${where} (--container-runtime docker)`
+        : `container runtime: docker at ${where} (--container-runtime docker), which does not answer yet (${ping.error}); containers start once it does`,
+    };
+  }
+  if (ping.ok) return { runtime: new DockerRuntime({ ...opts.docker, docker, clusterId }), reason: `container runtime: docker ${ping.version} (the Docker socket ${where} answers)` };
+  return { reason: `container runtime: none (no Docker daemon answers at ${where}: ${ping.error}); Services with upstream.container stay Pending and get 503 — start Docker or pass --container-runtime` };
+}
