@@ -60,7 +60,7 @@ export interface Cluster {
   /** Unexpected exceptions caught at an entry point, by where; also in /metrics. */
   faults: Faults;
   /** The container runtime in use and why (the startup line says it), its reconciler and the gateway's replica table. */
-  containers: { runtime: 'docker' | 'kubernetes' | 'none'; reason: string; reconciler: ContainerReconciler; endpoints: ContainerEndpoints };
+  containers: { runtime: 'docker' | 'kubernetes' | 'none'; reason: string; clusterId: string; reconciler: ContainerReconciler; endpoints: ContainerEndpoints };
   close(): Promise<void>;
 }
 
@@ -78,7 +78,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const policy = new PolicyEngine(store, { allowWhenNoRules: true });
   const checks: AdmissionCheck[] = [checkExpressions, checkLuaPlugins];
   // Managed containers: the runtime is picked before listening, so the startup line can say which one and why.
-  const selected = await selectRuntime(opts.containers?.runtime, clusterId(db), { docker: opts.containers?.docker });
+  const containerClusterId = clusterId(db);
+  const selected = await selectRuntime(opts.containers?.runtime, containerClusterId, { docker: opts.containers?.docker });
   const containerEndpoints = new ContainerEndpoints();
   const reconciler = new ContainerReconciler(store, selected.runtime, containerEndpoints, selected.reason, opts.containers?.reconciler);
 
@@ -171,7 +172,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   let closing: Promise<void> | undefined;
   return {
     ...info, bootstrapToken, store, accessLogs, faults,
-    containers: { runtime: selected.runtime?.name ?? 'none', reason: selected.reason, reconciler, endpoints: containerEndpoints },
+    containers: { runtime: selected.runtime?.name ?? 'none', reason: selected.reason, clusterId: containerClusterId, reconciler, endpoints: containerEndpoints },
     close: () => (closing ??= (async () => {
       // Stop accepting, let in-flight requests finish (bounded), then close the DB.
       const closed = new Promise<void>((r) => server.close(() => r()));
