@@ -59,8 +59,8 @@ async function raw(p: number, requestLine: string, headers: Record<string, strin
 
 before(async () => {
   tc = await startTestCluster();
-  pub = await startUpstream((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('pub'));
-  other = await startUpstream((_req, res) => res.writeHead(200).end('other'));
+  pub = await startUpstream((_req, res) => void res.writeHead(200, { 'content-type': 'text/plain' }).end('pub'));
+  other = await startUpstream((_req, res) => void res.writeHead(200).end('other'));
   for (const [name, up] of [['pub', pub], ['other', other]] as const) {
     await tc.api.create(service(name, { config: { upstream: { url: up.url } } }));
   }
