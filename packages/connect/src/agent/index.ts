@@ -8,12 +8,17 @@ import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { DialError, dialTunnel, type TunnelSession } from './dial.js';
 import { PublishListener, type PublishSpec } from './publish.js';
 import { serveStream } from './serve.js';
+import { StdioBridge } from './stdio/bridge.js';
+import type { StdioServeSpec } from './stdio/command-line.js';
+import { DEFAULT_STDIO_LIMITS, type StdioLimits } from './stdio/session.js';
 import { removeConnectState, writeConnectState, type ConnectState } from './state.js';
 
 export { parsePublishSpec, formatAddress, type PublishSpec } from './publish.js';
 export { readConnectState, connectStatePath, type ConnectState, type ConnectionState } from './state.js';
 export { backoffDelay, type BackoffOptions } from './backoff.js';
 export { DialError } from './dial.js';
+export { parseStdioSpec, splitWords, type StdioServeSpec } from './stdio/command-line.js';
+export { DEFAULT_STDIO_LIMITS, type StdioLimits } from './stdio/session.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -25,6 +30,9 @@ export interface AgentOptions {
   renewAccessToken?: () => Promise<string>;
   serve: string[];
   serveAll: boolean;
+  /** Services served by running a stdio MCP server here, one process per MCP session (`--serve-stdio`). */
+  serveStdio?: StdioServeSpec[];
+  stdioLimits?: Partial<StdioLimits>;
   publish: PublishSpec[];
   onState?: (state: AgentState) => void;
   /** Tunnel URL; default ws(s)://<domain>/api/v1/connect (plain ws for loopback domains). */
@@ -88,6 +96,7 @@ class ConnectAgent extends EventEmitter implements AgentHandle {
   readonly #dispatcher: UndiciAgent;
   readonly #listeners: PublishListener[];
   readonly #abort = new AbortController();
+  readonly #stdio = new Map<string, StdioBridge>();
   #token: string;
   #state: AgentState;
   #session?: TunnelSession;
@@ -103,6 +112,8 @@ class ConnectAgent extends EventEmitter implements AgentHandle {
     this.#log = opts.log ?? defaultLog;
     // The hub owns timeouts (the gateway aborts with a RESET); an idle SSE stream must not be cut here.
     this.#dispatcher = new UndiciAgent({ bodyTimeout: 0, headersTimeout: 0 });
+    const limits = { ...DEFAULT_STDIO_LIMITS, ...opts.stdioLimits };
+    for (const spec of opts.serveStdio ?? []) this.#stdio.set(spec.service, new StdioBridge(spec, limits, this.#log));
     this.#listeners = opts.publish.map((spec) => new PublishListener(spec, {
       getMux: (ms) => this.#waitForMux(ms),
       graceMs: opts.publishGraceMs ?? 2000,
@@ -152,6 +163,7 @@ class ConnectAgent extends EventEmitter implements AgentHandle {
     this.#session?.mux.close(1000, 'agent shutting down', { code: 'SHUTDOWN', reason: 'agent shutting down' });
     await this.#loop;
     await Promise.all(this.#listeners.map((l) => l.close()));
+    for (const b of this.#stdio.values()) b.closeAll();
     await this.#dispatcher.destroy().catch(() => {});
     if (this.#opts.stateFile !== false) removeConnectState(this.#opts.domain, this.#opts.stateFile);
   }
@@ -168,7 +180,7 @@ class ConnectAgent extends EventEmitter implements AgentHandle {
           hello: {
             versions: [...TUNNEL_PROTOCOL_VERSIONS],
             agent: { version: AGENT_VERSION, hostname: hostname(), pid: process.pid },
-            serve: this.#opts.serve,
+            serve: [...this.#opts.serve, ...this.#stdio.keys()],
             serveAll: this.#opts.serveAll,
             publish: this.#opts.publish.map((p) => p.service),
           },
@@ -177,7 +189,10 @@ class ConnectAgent extends EventEmitter implements AgentHandle {
           signal,
           onstream: (stream, s) => {
             this.#served++;
-            serveStream(stream, { accepted: s.accepted, dispatcher: this.#dispatcher, log: this.#log }).catch((err: Error) => {
+            const head = stream.requestHead;
+            // A stdio Service: the hub accepted it for this User; its upstream.url is not dialled.
+            const stdio = head.kind === 'serve' && s.accepted.has(head.service) ? this.#stdio.get(head.service) : undefined;
+            (stdio ? stdio.serve(stream) : serveStream(stream, { accepted: s.accepted, dispatcher: this.#dispatcher, log: this.#log })).catch((err: Error) => {
               this.#log('serving a request failed', { service: stream.requestHead.service, error: err.message });
               stream.reset('INTERNAL', 'the agent failed to serve the request');
             });

@@ -4,12 +4,15 @@ import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { ApiClient, OcteliumError, authenticatedClient, resolveDomain } from '@octelium-ts/shared';
 import {
-  connectStatePath, parsePublishSpec, readConnectState, startAgent, type AgentHandle, type AgentState,
+  connectStatePath, parsePublishSpec, parseStdioSpec, readConnectState, startAgent, type AgentHandle, type AgentState,
 } from '../agent/index.js';
 import { statusLine } from '../agent/status-line.js';
 
 interface ConnectOptions {
   serve: string[];
+  serveStdio: string[];
+  stdioMaxProcesses?: string;
+  stdioIdleTimeout?: string;
   serveAll?: boolean;
   publish: string[];
   publishAllowHost: string[];
@@ -24,6 +27,9 @@ export function registerConnect(program: Command): void {
     .command('connect')
     .description('hold the outbound tunnel: serve your Services from this host and publish Services on local ports')
     .option('--serve <svc>', 'serve a Service whose upstream.user is you, dialing its upstream.url from here (repeatable)', collect, [])
+    .option('--serve-stdio <spec>', "serve a Service from a stdio MCP server run here, one process per MCP session: 'SVC=COMMAND ARGS…' (repeatable)", collect, [])
+    .option('--stdio-max-processes <n>', 'stdio server processes one Service may run at once (default 4)')
+    .option('--stdio-idle-timeout <seconds>', 'end a stdio MCP session (and kill its process) after this long without a request (default 600)')
     .option('--serve-all', 'serve every Service assigned to your User')
     .option('-p, --publish <spec>', 'publish a Service on a local port: SVC:PORT or SVC:HOST:PORT (repeatable; port 0 picks one)', collect, [])
     .option('--publish-allow-host <name>', 'also accept this Host name on published ports (default: loopback names only; repeatable)', collect, [])
@@ -33,6 +39,11 @@ export function registerConnect(program: Command): void {
       const g = cmd.optsWithGlobals() as { domain?: string };
       const domain = resolveDomain(g);
       const publish = o.publish.map(parsePublishSpec);
+      const serveStdio = o.serveStdio.map(parseStdioSpec);
+      const stdioLimits = {
+        ...(o.stdioMaxProcesses !== undefined ? { maxProcesses: positiveInt(o.stdioMaxProcesses, '--stdio-max-processes') } : {}),
+        ...(o.stdioIdleTimeout !== undefined ? { idleTimeoutMs: positiveInt(o.stdioIdleTimeout, '--stdio-idle-timeout') * 1000 } : {}),
+      };
       const authToken = o.authToken ?? process.env.OCTELIUM_AUTH_TOKEN;
       if (o.detach) assertNotRunning(domain);
       // Authenticate in the foreground, so a bad token fails here and not in a detached process nobody watches.
@@ -54,7 +65,7 @@ export function registerConnect(program: Command): void {
         if (line) console.log(line);
       };
       const agent = await startAgent({
-        domain, accessToken, renewAccessToken, serve: o.serve, serveAll: Boolean(o.serveAll), publish, log,
+        domain, accessToken, renewAccessToken, serve: o.serve, serveStdio, stdioLimits, serveAll: Boolean(o.serveAll), publish, log,
         publishAllowedHosts: o.publishAllowHost,
         onState: tty ? undefined : printLine,
       });
@@ -99,6 +110,12 @@ function untilStopped(agent: AgentHandle, uiExit?: Promise<unknown>): Promise<Ag
   });
 }
 
+function positiveInt(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new OcteliumError('INVALID_ARGUMENT', `${flag} expects a positive integer, got "${v}"`);
+  return n;
+}
+
 function assertNotRunning(domain: string): void {
   const existing = readConnectState(domain);
   if (existing) {
@@ -117,6 +134,9 @@ async function detach(domain: string, o: ConnectOptions, accessToken: string, au
   const args = [
     ...process.execArgv, process.argv[1], '--domain', domain, 'connect',
     ...o.serve.flatMap((s) => ['--serve', s]),
+    ...o.serveStdio.flatMap((s) => ['--serve-stdio', s]),
+    ...(o.stdioMaxProcesses !== undefined ? ['--stdio-max-processes', o.stdioMaxProcesses] : []),
+    ...(o.stdioIdleTimeout !== undefined ? ['--stdio-idle-timeout', o.stdioIdleTimeout] : []),
     ...(o.serveAll ? ['--serve-all'] : []),
     ...o.publish.flatMap((p) => ['-p', p]),
     ...o.publishAllowHost.flatMap((h) => ['--publish-allow-host', h]),
