@@ -5,7 +5,8 @@
 # answers. Other components (postgresql, chromium) can be added to PACKAGES by the features that need them.
 set -euo pipefail
 
-PACKAGES=(docker.io docker-registry)
+# chromium: the browser end-to-end tests of human login (packages/cluster/test/human-login-browser.test.ts).
+PACKAGES=(docker.io docker-registry chromium)
 DOCKERD_LOG=${DOCKERD_LOG:-/var/log/octelium-ci-dockerd.log}
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi; }

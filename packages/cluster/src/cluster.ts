@@ -28,6 +28,7 @@ import { ExtProcRuntime } from './plugins/extproc-runtime.js';
 import { LuaRuntime } from './plugins/lua-runtime.js';
 import { checkLuaPlugins } from './plugins/admission.js';
 import { registerTelemetry, type TelemetryOptions } from './telemetry/index.js';
+import { registerHumanIdentity, type HumanLoginConfig } from './web/index.js';
 import { ContainerEndpoints, ContainerReconciler, containerLogsRoute, selectRuntime, type DockerRuntimeOptions, type ReconcilerOptions, type RuntimeChoice } from './containers/index.js';
 import { clusterId } from './containers/cluster-id.js';
 
@@ -47,6 +48,8 @@ export interface ClusterOptions {
   containers?: { runtime?: RuntimeChoice; docker?: Partial<DockerRuntimeOptions>; reconciler?: ReconcilerOptions };
   /** Built-in authorization server (docs/mcp.md). */
   oauth?: AuthorizationServerConfig;
+  /** Browser Sessions of HUMAN users: lifetime and idle timeout (docs/identity.md). */
+  humanLogin?: HumanLoginConfig;
 }
 
 export interface Cluster {
@@ -76,6 +79,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const identity = new IdentityService(store, tokens, keys, () => clusterURL(domain));
   const accessLogs = new AccessLogStore(db);
   const policy = new PolicyEngine(store, { allowWhenNoRules: true });
+  // Human identity: IdentityProviders, /login, /callback, /portal and the octelium_auth cookie (docs/identity.md).
+  const human = registerHumanIdentity({ store, identity, policy, clusterUrl: () => clusterURL(domain), config: opts.humanLogin });
   const checks: AdmissionCheck[] = [checkExpressions, checkLuaPlugins];
   // Managed containers: the runtime is picked before listening, so the startup line can say which one and why.
   const containerClusterId = clusterId(db);
@@ -115,6 +120,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     afterAuthorize,
     limits,
     faults,
+    browser: human.browser,
   };
   // Visibility: redaction, /metrics, response capture, OTLP (before createGateway: it adds an afterAuthorize stage).
   const telemetry = registerTelemetry({ store, identity, accessLogs }, opts.telemetry, { deps, hooks, afterAuthorize, routes, onClose });
@@ -131,12 +137,12 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     protectedResourceMetadata: (req, res, u) => mcp.protectedResourceMetadata(req, res, u),
   });
   const mcp = registerMcp({ deps, index, policy, resources: authz.resources, clusterUrl, selfURL: () => selfURL });
-  onClose.push(() => authz.close(), () => mcp.close());
+  onClose.push(() => authz.close(), () => mcp.close(), () => human.close());
   const gateway = createGateway(deps);
   const api = createApiHandler({ store, identity, accessLogs, checks, extraRoutes: { '/policy/test': policyTestRoute(store, policy), '/containerlogs': containerLogsRoute(store, () => selected.runtime, () => selected.reason) } });
   const oauth2 = authz.handle;
   const domainHost = () => domain.replace(/:\d+$/, '').toLowerCase();
-  const server: Server = createHttpServer(domainHost, { api, oauth2, gateway, routes, connectUpgrade: (req, socket, head) => tunnel.handleUpgrade(req, socket, head) }, limits, faults);
+  const server: Server = createHttpServer(domainHost, { api, oauth2, gateway, routes, web: human.web, connectUpgrade: (req, socket, head) => tunnel.handleUpgrade(req, socket, head) }, limits, faults);
 
   const release = async () => {
     await reconciler.close();

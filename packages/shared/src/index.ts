@@ -11,6 +11,7 @@ export * from './accesslog.js';
 export * from './schema/common.js';
 export * from './schema/service.js';
 export * from './schema/identity.js';
+export * from './schema/identity-provider.js';
 export * from './api-client.js';
 export * from './login-state.js';
 export * from './cli-auth.js';

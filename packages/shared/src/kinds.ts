@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { Authorization, NAME_RE, PolicySpec } from './schema/common.js';
 import { CredentialSpec, GroupSpec, NamespaceSpec, SecretData, SecretSpec, SessionSpec, UserSpec } from './schema/identity.js';
 import { ServiceSpec } from './schema/service.js';
+import { IdentityProviderSpec, identityProviderType } from './schema/identity-provider.js';
 import type { Resource } from './resource.js';
 
 /** A reference from one resource to another, found by the kind's `refs()`; `path` says where it was written. */
@@ -29,7 +30,7 @@ export interface KindDef {
   refs: (r: Resource) => Reference[];
 }
 
-export const KIND_NAMES = ['Namespace', 'User', 'Group', 'Policy', 'Secret', 'Service', 'Credential', 'Session'] as const;
+export const KIND_NAMES = ['Namespace', 'User', 'Group', 'Policy', 'Secret', 'Service', 'Credential', 'Session', 'IdentityProvider'] as const;
 export type KindName = (typeof KIND_NAMES)[number];
 
 const age = (r: Resource) => humanAge(r.metadata.createdAt);
@@ -98,6 +99,7 @@ export const KINDS: Record<KindName, KindDef> = {
       return [
         ...(s.groups ?? []).map((name, i) => ({ kind: 'Group' as const, name, path: `spec.groups[${i}]` })),
         ...policyRefs(s.authorization, 'spec.authorization'),
+        ...(s.authentication?.identities ?? []).map((id, i) => ({ kind: 'IdentityProvider' as const, name: id.identityProvider, path: `spec.authentication.identities[${i}].identityProvider` })),
       ];
     },
   },
@@ -167,7 +169,26 @@ export const KINDS: Record<KindName, KindDef> = {
     ],
     refs: () => [],
   },
+  IdentityProvider: {
+    kind: 'IdentityProvider', plural: 'identityproviders', aliases: ['identityprovider', 'idp', 'idps'], spec: IdentityProviderSpec, applyByDefault: true,
+    columns: [
+      { header: 'NAME', get: (r) => r.metadata.name },
+      { header: 'TYPE', get: (r) => identityProviderType(r.spec as IdentityProviderSpec) },
+      { header: 'DISPLAY NAME', get: (r) => r.metadata.displayName ?? '' },
+      // Set by the cluster when it checks the IdP (discovery, JWKS, metadata): a broken IdP shows here.
+      { header: 'STATE', get: (r) => idpState(r) },
+      { header: 'AGE', get: age },
+    ],
+    refs: (r) => secretRefs(r.spec, 'spec'),
+  },
 };
+
+function idpState(r: Resource): string {
+  const st = r.status as { state?: string; message?: string } | undefined;
+  if ((r.spec as IdentityProviderSpec).isDisabled) return 'Disabled';
+  if (!st?.state) return 'Unknown';
+  return st.state === 'Failed' && st.message ? `Failed (${st.message})` : st.state;
+}
 
 const BY_NAME = new Map<string, KindDef>();
 for (const def of Object.values(KINDS)) {

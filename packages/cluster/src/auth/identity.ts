@@ -31,9 +31,10 @@ export class IdentityService {
     private readonly keys: KeyRing,
     private readonly issuer: () => string,
   ) {
-    // Deleting a User, Credential or Session revokes everything issued from it.
+    // Deleting a User, Credential or Session revokes everything issued from it. The replica that deleted it does
+    // that (its token deletions reach the others through the change feed); the others only mirror the result.
     store.watch((c) => {
-      if (c.type !== 'DELETED') return;
+      if (c.type !== 'DELETED' || c.remote) return;
       const r = c.resource;
       const name = r.metadata.name;
       if (r.kind === 'User') {
@@ -71,6 +72,41 @@ export class IdentityService {
         ...extraStatus,
       },
     });
+  }
+
+  /**
+   * A Session from an IdentityProvider login (design.md §7): CLIENTLESS for a browser (the `octelium_auth`
+   * cookie, Octelium's web Session), CLIENT for `octelium login` without a token and for workload assertions.
+   * `status.authentication` records which IdP vouched for whom; the returned token is shown once.
+   */
+  createIdentityProviderSession(user: Resource, p: {
+    type: 'CLIENT' | 'CLIENTLESS'; isBrowser: boolean; expiresAt: number;
+    identityProvider: Resource; identifier: string; email?: string; via: 'login' | 'assertion';
+  }): { session: Resource; token: string } {
+    return this.store.transaction(() => {
+      const session = this.createSession(user, p.type, p.expiresAt, undefined, {
+        isBrowser: p.isBrowser,
+        authentication: {
+          setAt: new Date().toISOString(),
+          info: {
+            type: 'IDENTITY_PROVIDER',
+            identityProvider: {
+              identityProviderRef: { kind: 'IdentityProvider', name: p.identityProvider.metadata.name, uid: p.identityProvider.metadata.uid },
+              identifier: p.identifier, ...(p.email ? { email: p.email } : {}), via: p.via,
+            },
+          },
+        },
+      });
+      const token = this.tokens.issue({ type: 'session', userName: user.metadata.name, sessionName: session.metadata.name, expiresAt: p.expiresAt });
+      return { session, token };
+    });
+  }
+
+  /** Ends a Session (logout, revoke, idle timeout): deleting it revokes its tokens through the store watch. */
+  endSession(name: string): boolean {
+    if (!this.store.get('Session', name)) return false;
+    this.store.delete('Session', name);
+    return true;
   }
 
   /** Creates a Credential and its secret; the secret is returned once and only its hash is kept. */

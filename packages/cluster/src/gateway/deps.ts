@@ -10,6 +10,7 @@ import type { UpstreamAuth } from './upstream-auth.js';
 import type { UpstreamResponse } from './proxy.js';
 import type { ListenerLimits } from '../server/limits.js';
 import type { Faults } from '../server/faults.js';
+import type { BrowserAuth } from '../web/browser-auth.js';
 import type { ContainerEndpoints } from '../containers/endpoints.js';
 
 /** The connect tunnel as the gateway sees it (implemented by the tunnel hub). */
@@ -72,6 +73,8 @@ export interface GatewayDeps {
   agent?: Agent;
   /** Body cap for streamed requests, in-flight cap per user, trusted proxy hops (defaults: server/limits.ts). */
   limits?: ListenerLimits;
+  /** The `octelium_auth` browser cookie as a credential, CSRF check and login redirect (design.md §7). */
+  browser?: BrowserAuth;
   /** Where unexpected exceptions are counted (internal errors answered with 500). */
   faults?: Faults;
 }

@@ -12,6 +12,8 @@ export interface Handlers {
   oauth2(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void>;
   gateway(req: IncomingMessage, res: ServerResponse, target: { service: string; namespace: string; path: string }): Promise<void>;
   connectUpgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Human login and the portal (`/login…`, `/callback`, `/logout`, `/portal…`; design.md §7). */
+  web?: { owns(path: string): boolean; handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> };
   /** More cluster-host routes by exact path (e.g. `/metrics`), registered by subsystems. */
   routes?: Map<string, (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>>;
 }
@@ -72,6 +74,7 @@ export function createHttpServer(domainHost: () => string, h: Handlers, limits: 
     const url = new URL(target.path + target.query, 'http://cluster.invalid');
     if (url.pathname === API_PREFIX || url.pathname.startsWith(API_PREFIX + '/')) return h.api(req, res, url);
     if (url.pathname.startsWith('/oauth2/') || url.pathname.startsWith('/.well-known/')) return h.oauth2(req, res, url);
+    if (h.web?.owns(url.pathname)) return h.web.handle(req, res, url);
     const extra = h.routes?.get(url.pathname);
     if (extra) return Promise.resolve(extra(req, res, url)).catch((err) => sendError(res, err));
     if (url.pathname === '/healthz') {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Authorization, Name } from './common.js';
+import { UserIdentity } from './identity-provider.js';
 
 export const UserSpec = z.strictObject({
   type: z.enum(['HUMAN', 'WORKLOAD']).default('HUMAN'),
@@ -8,6 +9,8 @@ export const UserSpec = z.strictObject({
   authorization: Authorization.optional(),
   isDisabled: z.boolean().optional(),
   info: z.strictObject({ firstName: z.string().optional(), lastName: z.string().optional(), picURL: z.string().optional() }).optional(),
+  /** Identities at IdentityProviders that log in as this User (workload OIDC assertions: `identifier` = the token's `sub`). */
+  authentication: z.strictObject({ identities: z.array(UserIdentity).max(100).default([]) }).optional(),
 });
 export type UserSpec = z.infer<typeof UserSpec>;
 
