@@ -15,7 +15,7 @@ export interface ReconcilerOptions {
   log?: (msg: string) => void;
 }
 
-interface Backoff { failures: number; until: number }
+interface Backoff { failures: number; until: number; message: string }
 
 /** A runtime error that means the runtime itself is gone (Docker socket refused): its replicas cannot be trusted. */
 function runtimeUnreachable(err: unknown): boolean {
@@ -216,7 +216,8 @@ export class ContainerReconciler {
     try {
       const view = await this.runtime.ensure(w, {
         secret: this.#secretValue,
-        publish: (v) => this.endpoints.set(w.key, v),
+        // While a failed workload is retried, the gateway keeps saying why it failed, not "starting".
+        publish: (v) => this.endpoints.set(w.key, b && !v.endpoints.length ? { ...v, state: 'Failed', message: `${b.message} (retrying)` } : v),
         drain: (ids) => this.endpoints.drain(ids, this.#opts.drainTimeoutMs),
         signal: this.#abort.signal,
       });
@@ -227,11 +228,11 @@ export class ContainerReconciler {
     } catch (err) {
       const failures = (b?.failures ?? 0) + 1;
       const delay = Math.min(this.#opts.backoff.initialMs * 2 ** (failures - 1), this.#opts.backoff.maxMs);
-      this.#backoff.set(w.key, { failures, until: Date.now() + delay });
+      const message = scrub((err as Error).message || String(err), secrets);
+      this.#backoff.set(w.key, { failures, until: Date.now() + delay, message });
       const timer = setTimeout(() => { this.#timers.delete(timer); this.schedule(w.service); }, delay);
       timer.unref();
       this.#timers.add(timer);
-      const message = scrub((err as Error).message || String(err), secrets);
       if (!this.#closed) this.#opts.log(`${w.key}: ${message} (attempt ${failures}, next in ${Math.round(delay / 1000)} s)`);
       // Replicas of the previous spec keep serving while the new one fails — unless the runtime itself is gone.
       const endpoints = runtimeUnreachable(err) ? [] : current?.endpoints ?? [];

@@ -7,8 +7,8 @@ export const DEFAULT_CPU_MILLICORES = 1000;
 export const DEFAULT_MEMORY_MEGABYTES = 512;
 /** Seconds between SIGTERM and SIGKILL when a replica is stopped. */
 export const STOP_TIMEOUT_S = 5;
-/** Docker restarts a crashed replica itself, with its own doubling delay, this many times; then the reconciler replaces it. */
-export const RESTART_RETRIES = 5;
+/** Docker restarts a crashed ready replica itself, with its own doubling delay, 5 times; then the reconciler replaces it. */
+export const RESTART_POLICY = { Name: 'on-failure', MaximumRetryCount: 5 };
 
 export const portKey = (w: Workload) => `${w.container.port}/tcp`;
 
@@ -39,7 +39,9 @@ export function containerCreateOptions(w: Workload, name: string, env: string[],
       Memory: memory,
       // No swap beyond the memory limit, so the limit means what it says.
       MemorySwap: memory,
-      RestartPolicy: { Name: 'on-failure', MaximumRetryCount: RESTART_RETRIES },
+      // No restarts until the replica was ready once (docker-runtime.ts switches to RESTART_POLICY then): a server
+      // that exits at once stays exited with its real exit code instead of looping through restarts.
+      RestartPolicy: { Name: 'no' },
       // A tiny init as PID 1 forwards SIGTERM and reaps zombies (a bare `node` as PID 1 ignores SIGTERM).
       Init: true,
       SecurityOpt: ['no-new-privileges'],

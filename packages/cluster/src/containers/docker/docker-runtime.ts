@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { ReplicaEndpoint, WorkloadView } from '../endpoints.js';
 import type { ContainerRuntime, EnsureContext, LogLine, LogOptions, ObservedWorkload } from '../runtime.js';
 import { CLUSTER_LABEL, CONFIG_LABEL, HASH_LABEL, SERVICE_LABEL, UID_LABEL, type Workload } from '../workload.js';
-import { containerCreateOptions, containerEnv, portKey, STOP_TIMEOUT_S } from './create-options.js';
+import { containerCreateOptions, containerEnv, portKey, RESTART_POLICY, STOP_TIMEOUT_S } from './create-options.js';
 import { followContainer, demuxBuffer, merge, tailLogs } from './logs.js';
 import { ensureImage } from './pull.js';
 import { waitReady } from './readiness.js';
@@ -170,7 +170,9 @@ export class DockerRuntime implements ContainerRuntime {
     try {
       c = await this.docker.createContainer(containerCreateOptions(w, name, env, this.clusterId));
       await c.start();
-      return await this.#readyEndpoint(w, c.id, signal);
+      const endpoint = await this.#readyEndpoint(w, c.id, signal);
+      await c.update({ RestartPolicy: RESTART_POLICY });
+      return endpoint;
     } catch (err) {
       if (c) await this.#remove(c.id, 0).catch(() => undefined);
       throw err;

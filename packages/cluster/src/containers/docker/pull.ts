@@ -7,7 +7,7 @@ function pullError(image: string, w: Workload, err: unknown): Error {
   const raw = ((err as { json?: { message?: string } }).json?.message ?? (err as Error).message ?? String(err)).trim();
   const registry = registryOf(image);
   let hint = '';
-  if (/unauthorized|authentication required|denied|401/i.test(raw)) {
+  if (/unauthorized|authentication required|no basic auth credentials|denied|401/i.test(raw)) {
     hint = w.container.credentials
       ? ` — the registry refused the credentials of user "${w.container.credentials.usernamePassword.username}" (check Secret "${w.container.credentials.usernamePassword.password.fromSecret}")`
       : ' — the registry needs credentials: set upstream.container.credentials.usernamePassword';
