@@ -34,8 +34,14 @@ export class OidcAdapter implements BrowserLoginAdapter {
       {
         [client.customFetch]: this.fetchFn as client.CustomFetch,
         timeout: 5,
-        // The issuer is an admin's choice; plain http is allowed only when the admin wrote an http issuer (e.g. a lab IdP).
-        ...(issuer.protocol === 'http:' ? { execute: [client.allowInsecureRequests] } : {}),
+        execute: [
+          // OIDC Core §3.1.3.7 lets a client skip the ID token's signature when it came straight from the token
+          // endpoint over TLS, and openid-client does by default. We check it always (JWKS, refetched on an
+          // unknown kid): an http issuer has no TLS, and a signed token is what the Session is based on.
+          client.enableNonRepudiationChecks,
+          // The issuer is an admin's choice; plain http is allowed only when the admin wrote an http issuer (a lab IdP).
+          ...(issuer.protocol === 'http:' ? [client.allowInsecureRequests] : []),
+        ],
       });
     this.#config = { at: Date.now(), value };
     // A failed discovery is not cached: the next login tries again.
@@ -115,6 +121,9 @@ export function asLoginError(e: unknown, step: string): LoginError {
   if (e instanceof client.ResponseBodyError) return new LoginError(502, 'Sign-in failed', `${step}: the identity provider refused the request (${e.error})`, 'IDP_ERROR');
   if (e instanceof client.AuthorizationResponseError) return new LoginError(403, 'Sign-in refused', `the identity provider answered "${e.error}"`, 'IDP_ERROR');
   const code = err.code ?? 'ERR';
+  // oauth4webapi puts the specifics in `cause`: the claim that failed (`{claim: 'aud'}`) or the underlying error.
+  const cause = err.cause as { claim?: unknown; message?: unknown } | undefined;
+  const detail = typeof cause?.claim === 'string' ? ` (claim "${cause.claim}")` : typeof cause?.message === 'string' ? ` (${cause.message.slice(0, 200)})` : '';
   // OAUTH_JWT_* / OAUTH_JWS_* / OAUTH_*_CLAIM_*: the ID token (or the response) failed a check.
-  return new LoginError(code.startsWith('OAUTH_') || code.startsWith('ERR_JW') ? 400 : 502, 'Sign-in failed', `${step}: ${code}: ${(err.message ?? '').slice(0, 300)}`, code.includes('JW') || code.includes('CLAIM') ? 'INVALID_ID_TOKEN' : 'IDP_ERROR');
+  return new LoginError(code.startsWith('OAUTH_') || code.startsWith('ERR_JW') ? 400 : 502, 'Sign-in failed', `${step}: ${code}: ${(err.message ?? '').slice(0, 300)}${detail}`, code.includes('JW') || code.includes('CLAIM') ? 'INVALID_ID_TOKEN' : 'IDP_ERROR');
 }
