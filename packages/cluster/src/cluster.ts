@@ -21,7 +21,7 @@ import { ServiceIndex } from './gateway/service-index.js';
 import { UpstreamAuth } from './gateway/upstream-auth.js';
 import { createGateway } from './gateway/pipeline.js';
 import type { GatewayDeps, GatewayHooks, GatewayStage, PluginRuntime } from './gateway/deps.js';
-import { TunnelHub } from './tunnel/index.js';
+import { TunnelHub, type TunnelLimits } from './tunnel/index.js';
 import { BUILTIN_POLICIES, PolicyEngine, checkExpressions } from './policy/index.js';
 import { policyTestRoute } from './policy/test-route.js';
 import { ExtProcRuntime } from './plugins/extproc-runtime.js';
@@ -42,6 +42,8 @@ export interface ClusterOptions {
   shutdownGraceMs?: number;
   /** Listener and gateway limits (server/limits.ts; defaults in docs/security.md). */
   limits?: Partial<ListenerLimits>;
+  /** Tunnel limits: streams, buffer budgets, connections per user (docs/tunnel.md, Limits). */
+  tunnel?: TunnelLimits;
   /** OTLP export, redaction, response capture, /metrics (docs/visibility.md); OTEL_EXPORTER_OTLP_ENDPOINT is honoured. */
   telemetry?: TelemetryOptions;
   /** Managed containers (design.md §8, docs/containers.md): the runtime (default: docker when its socket answers, else none). */
@@ -60,6 +62,8 @@ export interface Cluster {
   bootstrapToken?: string;
   store: ResourceStore;
   accessLogs: AccessLogStore;
+  /** The `octelium connect` hub (agents, buffer use). */
+  tunnel: TunnelHub;
   /** Unexpected exceptions caught at an entry point, by where; also in /metrics. */
   faults: Faults;
   /** The container runtime in use and why (the startup line says it), its reconciler and the gateway's replica table. */
@@ -101,6 +105,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     listServices: () => store.list('Service'),
     // Published (agent → cluster) requests are replayed on the loopback listener, through the full pipeline.
     selfURL: () => selfURL,
+    ...opts.tunnel,
   });
   // Subsystems register here: gateway hooks and stages, cluster-host routes, things to stop on close.
   const hooks: GatewayHooks[] = [];
@@ -177,7 +182,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
 
   let closing: Promise<void> | undefined;
   return {
-    ...info, bootstrapToken, store, accessLogs, faults,
+    ...info, bootstrapToken, store, accessLogs, tunnel, faults,
     containers: { runtime: selected.runtime?.name ?? 'none', reason: selected.reason, clusterId: containerClusterId, reconciler, endpoints: containerEndpoints },
     close: () => (closing ??= (async () => {
       // Stop accepting, let in-flight requests finish (bounded), then close the DB.

@@ -77,6 +77,20 @@ before(async () => {
       luaPlugin('lua-loop', 'function onRequest(ctx)\n  while true do end\nend'),
       luaPlugin('lua-os', 'function onRequest(ctx)\n  os.execute("touch /tmp/pwned")\nend'),
       luaPlugin('lua-resp', 'function onRequest(ctx) end\nfunction onResponse(ctx)\n  local b = json.decode(octelium.resp.getResponseBody())\n  b.rewritten = true\n  octelium.resp.setResponseBody(json.encode(b))\nend'),
+      // A Lua body rewrite, then a path rewrite, then a condition that must see both (facts rebuilt after each).
+      service('rewrites', {
+        config: {
+          upstream: { url: echo.url },
+          http: {
+            enableRequestBuffering: true, body: { mode: 'JSON' },
+            plugins: [
+              { name: 'rename', phase: 1, lua: { inline: 'function onRequest(ctx)\n  local b = json.decode(octelium.req.getRequestBody())\n  b.method = "renamed"\n  octelium.req.setRequestBody(json.encode(b))\nend' } },
+              { name: 'prefix', phase: 2, path: { addPrefix: '/p' } },
+              { name: 'saw-both', phase: 3, condition: { match: 'ctx.request.http.bodyMap.method == "renamed" && ctx.request.http.path.startsWith("/p/")' }, direct: { statusCode: 200, body: { inline: '{"saw":"rewrites"}' }, headers: { 'content-type': 'application/json' } } },
+            ],
+          },
+        },
+      }),
       // Written b-then-a; `phase` runs a (1) before b (2): /x → /a/x → /b/a/x.
       service('phased', { config: { upstream: { url: echo.url }, http: { plugins: [{ name: 'b', phase: 2, path: { addPrefix: '/b' } }, { name: 'a', phase: 1, path: { addPrefix: '/a' } }] } } }),
       service('edits', {
@@ -177,6 +191,24 @@ describe('ExtProc, direct and path plugins', () => {
     const client = await mcpClient('xp-mcp');
     await assert.rejects(client.callTool({ name: 'add', arguments: { a: 666, b: 1 } }), /403|blocked by extproc/);
     await client.close();
+  });
+
+  test('a later plugin condition sees an earlier plugin\'s body and path rewrites; the AccessLog keeps both bodies', async () => {
+    const res = await request(`${tc.cluster.url}/svc/rewrites/x`, {
+      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'original' }),
+    });
+    assert.deepEqual(await res.body.json(), { saw: 'rewrites' });
+    let log;
+    for (let i = 0; i < 60 && !log; i++) {
+      log = tc.cluster.accessLogs.query({ service: 'rewrites' }, 5)[0];
+      if (!log) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(log, 'no AccessLog');
+    const req = log.entry.info.http.request as { bodyMap?: { method?: string }; originalBodyMap?: { method?: string }; path: string };
+    assert.equal(req.bodyMap?.method, 'renamed', 'the AccessLog shows what went on, not the body before the rewrite');
+    assert.equal(req.originalBodyMap?.method, 'original', 'and what the policy saw');
+    assert.equal(req.path, '/p/x');
   });
 
   test('direct response under a condition; path prefix rewrite', async () => {

@@ -33,7 +33,13 @@ export interface AccessLog {
     };
     info: {
       http: {
-        request: { path: string; uri: string; method: string; userAgent?: string; bodyBytes: number; bodyMap?: unknown };
+        request: {
+          path: string; uri: string; method: string; userAgent?: string; bodyBytes: number;
+          /** The JSON body as sent upstream (after plugin rewrites). */
+          bodyMap?: unknown;
+          /** Only when a plugin rewrote the body: the bodyMap the policies decided on. */
+          originalBodyMap?: unknown;
+        };
         response: { code: number; bodyBytes: number; contentType?: string; bodyMap?: unknown };
         httpVersion: string;
       };

@@ -46,7 +46,9 @@ export function buildAccessLog(ctx: GatewayContext): AccessLog {
             method: ctx.req.method ?? 'GET',
             ...(typeof ua === 'string' ? { userAgent: ua } : {}),
             bodyBytes: ctx.requestBytes,
+            // What went upstream; when a plugin rewrote the body, what the policy saw as well.
             ...(ctx.bodyMap !== undefined ? { bodyMap: ctx.bodyMap } : {}),
+            ...(ctx.requestBody.originalMap !== undefined ? { originalBodyMap: ctx.requestBody.originalMap } : {}),
           },
           response: {
             code: ctx.responseStatus,

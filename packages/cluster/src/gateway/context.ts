@@ -3,6 +3,7 @@ import type { OcteliumError, Resource, ServiceConfig } from '@octelium-ts/shared
 import type { Principal } from '../auth/principal.js';
 import type { RequestFacts } from './request-facts.js';
 import type { ServiceEntry } from './service-index.js';
+import type { RequestBody } from './request-body.js';
 
 export interface PluginRun { name: string; type: string; outcome: string; error?: string }
 
@@ -47,11 +48,14 @@ export interface GatewayContext {
    */
   federation?: { service: Resource; requestId: string };
   anonymous: boolean;
-  /** Buffered request body (enableRequestBuffering), possibly rewritten by plugins. */
+  /** The one owner of the request body (request-body.ts); the three accessors below are views of it. */
+  readonly requestBody: RequestBody;
+  /** The body's bytes once read (buffering, small JSON, plugins); assigning one is a plugin's rewrite. */
   body?: Buffer;
+  /** The parsed body where policies may see it (`body.mode: JSON`, MCP); assigning exposes a parsed value. */
   bodyMap?: unknown;
-  /** The small JSON body parsed for its JSON-RPC id even when the Service does not expose bodyMap (parse once). */
-  parsedBody?: unknown;
+  /** The parsed body for the gateway's own use (JSON-RPC id, MCP checks), exposed or not; read-only. */
+  readonly parsedBody?: unknown;
   /** JSON-RPC `id` of the request, when it was one (for JSON-RPC-shaped error bodies). */
   jsonRpcId?: string | number | null;
   facts?: RequestFacts;

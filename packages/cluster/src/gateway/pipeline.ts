@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { OcteliumError, parseJsonBytes } from '@octelium-ts/shared';
+import { OcteliumError } from '@octelium-ts/shared';
 import type { GatewayContext } from './context.js';
 import type { GatewayDeps } from './deps.js';
 import { buildAccessLog, newRequestId } from './access-log.js';
@@ -8,7 +8,8 @@ import { upstreamRequestHeaders } from './headers.js';
 import { inflightStage } from './request-limits.js';
 import { authnStage } from './stages/authn.js';
 import { authorizeStage } from './stages/authorize.js';
-import { bufferStage, readLimited } from './stages/buffer.js';
+import { bufferStage } from './stages/buffer.js';
+import { RequestBody } from './request-body.js';
 import { pluginsStage } from './stages/plugins.js';
 import { routeStage } from './stages/route.js';
 import { upstreamStage } from './stages/upstream.js';
@@ -22,8 +23,8 @@ async function peekJsonRpcId(ctx: GatewayContext): Promise<void> {
   if (ctx.jsonRpcId !== undefined || ctx.body || ctx.req.readableEnded || ctx.req.readableDidRead) return;
   if (!String(ctx.req.headers['content-type'] ?? '').includes('json')) return;
   try {
-    const body = await readLimited(ctx, ERROR_PEEK_LIMIT);
-    ctx.jsonRpcId = jsonRpcIdOf(parseJsonBytes(body));
+    await ctx.requestBody.read(ERROR_PEEK_LIMIT);
+    ctx.jsonRpcId = jsonRpcIdOf(ctx.requestBody.json());
   } catch {
     /* not JSON-RPC, or too big: plain JSON error */
   }
@@ -42,8 +43,14 @@ export function createGateway(deps: GatewayDeps) {
   const hooks = deps.hooks ?? [];
 
   return async function handle(req: IncomingMessage, res: ServerResponse, target: { service: string; namespace: string; path: string }): Promise<void> {
+    const requestBody = new RequestBody(req);
     const ctx: GatewayContext = {
-      req, res, startedAt: new Date(), requestId: newRequestId(), upstreamPath: target.path,
+      req, res, startedAt: new Date(), requestId: newRequestId(), upstreamPath: target.path, requestBody,
+      get body() { return requestBody.bytes; },
+      set body(bytes: Buffer | undefined) { requestBody.replace(bytes ?? Buffer.alloc(0)); },
+      get bodyMap() { return requestBody.map; },
+      set bodyMap(value: unknown) { requestBody.expose(value); },
+      get parsedBody() { return requestBody.parsed(); },
       serviceName: target.service, namespaceName: target.namespace, anonymous: false,
       upstreamHeaders: upstreamRequestHeaders(req, deps.limits?.trustedProxyHops), responseHeaderEdits: { set: {}, remove: [] },
       plugins: [], responseHooks: [], cleanups: [], responded: false,

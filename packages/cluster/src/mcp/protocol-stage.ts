@@ -1,8 +1,8 @@
-import { OcteliumError, parseJsonBytes } from '@octelium-ts/shared';
+import { OcteliumError } from '@octelium-ts/shared';
 import type { Decision, GatewayContext } from '../gateway/context.js';
 import type { GatewayStage } from '../gateway/deps.js';
 import { buildFacts } from '../gateway/facts.js';
-import { DEFAULT_MAX_REQUEST_SIZE, readLimited } from '../gateway/stages/buffer.js';
+import { bufferLimit, readLimited } from '../gateway/stages/buffer.js';
 import { asMessage, idKey, isObject, respondRpcError, rpcIdOf, RpcCode, type JsonRpcMessage } from './jsonrpc.js';
 import { LIST_METHODS } from './list-filter.js';
 import { batchesAllowed, eraOf, headerMismatch, type Era } from './protocol.js';
@@ -15,12 +15,12 @@ import { syntheticFacts, Visibility, type Primitive } from './visibility.js';
 /** The JSON-RPC body of an MCP POST, read whole if the buffer stage left it streaming, and parsed. */
 async function parseBody(ctx: GatewayContext): Promise<unknown> {
   if (ctx.bodyMap !== undefined) return ctx.bodyMap;
-  if (ctx.parsedBody !== undefined) return (ctx.bodyMap = ctx.parsedBody); // already parsed by the buffer stage
-  ctx.body ??= await readLimited(ctx, ctx.config?.http?.body?.maxRequestSize ?? DEFAULT_MAX_REQUEST_SIZE);
-  if (!ctx.body.length) return undefined;
+  const bytes = ctx.body ?? await readLimited(ctx, bufferLimit(ctx));
+  if (!bytes.length) return undefined;
   try {
     // Policies and the AccessLog see MCP bodies as if the Service buffered JSON (body.mode: JSON).
-    ctx.bodyMap = parseJsonBytes(ctx.body);
+    ctx.requestBody.json();
+    ctx.requestBody.expose();
   } catch {
     respondRpcError(ctx, 400, null, RpcCode.PARSE_ERROR, 'Parse error', new OcteliumError('INVALID_JSON', 'request body is not valid JSON'), undefined, corsOf(ctx));
   }

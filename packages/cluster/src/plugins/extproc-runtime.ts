@@ -3,7 +3,7 @@ import type { GatewayContext } from '../gateway/context.js';
 import type { PluginRuntime } from '../gateway/deps.js';
 import { flatHeaders } from '../gateway/headers.js';
 import { respondFromPlugin } from '../gateway/plugin-responses.js';
-import { readLimited, DEFAULT_MAX_REQUEST_SIZE } from '../gateway/stages/buffer.js';
+import { bufferLimit, readLimited } from '../gateway/stages/buffer.js';
 import type { ExtProcClientPool } from './extproc/index.js';
 
 /** Request headers as Envoy hands them to an ExtProc server: pseudo-headers first, then the rest. */
@@ -35,7 +35,7 @@ export class ExtProcRuntime implements PluginRuntime {
     const mode = cfg.processingMode ?? {};
     const exchange = (await this.#poolFor()).open(cfg, ctx.abort.signal);
     ctx.cleanups.push(() => exchange.close());
-    if (mode.requestBodyMode === 'BUFFERED' && !ctx.body) ctx.body = await readLimited(ctx, ctx.config?.http?.body?.maxRequestSize ?? DEFAULT_MAX_REQUEST_SIZE);
+    if (mode.requestBodyMode === 'BUFFERED' && !ctx.body) await readLimited(ctx, bufferLimit(ctx));
     const result = await exchange.onRequest({ headers: requestHeaders(ctx), body: ctx.body });
     if (result.kind === 'immediate') return respondFromPlugin(ctx, result.status, result.headers, result.body);
     if (result.headersChanged) {

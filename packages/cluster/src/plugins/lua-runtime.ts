@@ -3,7 +3,7 @@ import type { GatewayContext } from '../gateway/context.js';
 import type { PluginRuntime } from '../gateway/deps.js';
 import { flatHeaders } from '../gateway/headers.js';
 import { respondFromPlugin } from '../gateway/plugin-responses.js';
-import { DEFAULT_MAX_REQUEST_SIZE, readLimited } from '../gateway/stages/buffer.js';
+import { bufferLimit, readLimited } from '../gateway/stages/buffer.js';
 import type { ServiceIndex } from '../gateway/service-index.js';
 import type { LuaPluginHost, LuaHttpRequest, LuaHttpResponse } from './lua/index.js';
 import { createHttpFetch, type LuaHttpFetch } from './lua/http-fetch.js';
@@ -73,7 +73,7 @@ export class LuaRuntime implements PluginRuntime {
     const timeoutMs = p.lua!.timeout ? durationMs(p.lua!.timeout, 50) : undefined;
     // Scripts read the body (octelium.req.getRequestBody), so it is buffered for them.
     if (!ctx.body && ctx.req.method !== 'GET' && ctx.req.method !== 'HEAD') {
-      ctx.body = await readLimited(ctx, ctx.config?.http?.body?.maxRequestSize ?? DEFAULT_MAX_REQUEST_SIZE);
+      await readLimited(ctx, bufferLimit(ctx));
     }
     const state = { method: ctx.req.method ?? 'GET', path: ctx.upstreamPath, headers: flatHeaders(ctx.upstreamHeaders), body: ctx.body?.toString('utf8') };
     const host = await this.host();

@@ -143,18 +143,17 @@ export class Redactor {
       const http = log.entry.info.http;
       const removed: unknown[] = [];
       const reqBody = http.request.bodyMap === undefined ? undefined : redactPaths(http.request.bodyMap, paths, removed);
+      const origBody = http.request.originalBodyMap === undefined ? undefined : redactPaths(http.request.originalBodyMap, paths, removed);
       const resBody = http.response.bodyMap === undefined ? undefined : redactPaths(http.response.bodyMap, paths, removed);
       // A redacted request field echoed back elsewhere (a response, an error message) is scrubbed there too.
       for (const v of removed) collectStrings(v, own);
-      if (reqBody !== http.request.bodyMap || resBody !== http.response.bodyMap) {
+      if (reqBody !== http.request.bodyMap || origBody !== http.request.originalBodyMap || resBody !== http.response.bodyMap) {
+        const request = { ...http.request, bodyMap: reqBody, ...(origBody === undefined ? {} : { originalBodyMap: origBody }) };
         out = {
           ...log,
           entry: {
             ...log.entry,
-            info: {
-              ...log.entry.info,
-              http: { ...http, request: { ...http.request, bodyMap: reqBody }, response: { ...http.response, bodyMap: resBody } },
-            },
+            info: { ...log.entry.info, http: { ...http, request, response: { ...http.response, bodyMap: resBody } } },
           },
         };
       }

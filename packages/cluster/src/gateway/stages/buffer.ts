@@ -1,22 +1,19 @@
-import { JsonBodyError, OcteliumError, parseJsonBytes } from '@octelium-ts/shared';
+import { JsonBodyError, OcteliumError } from '@octelium-ts/shared';
 import type { GatewayContext } from '../context.js';
 import { jsonRpcIdOf } from '../errors.js';
 
 export const DEFAULT_MAX_REQUEST_SIZE = 1024 * 1024;
 
-/** Reads at most `limit` bytes; past it, stops reading and fails with 413. */
+/** Reads the whole body into the context's RequestBody (at most `limit` bytes; past it, 413). */
 export async function readLimited(ctx: GatewayContext, limit: number): Promise<Buffer> {
-  const declared = Number(ctx.req.headers['content-length'] ?? -1);
-  if (declared > limit) throw new OcteliumError('BODY_TOO_LARGE', `request body of ${declared} bytes exceeds maxRequestSize ${limit}`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of ctx.req) {
-    size += (c as Buffer).length;
-    if (size > limit) throw new OcteliumError('BODY_TOO_LARGE', `request body exceeds maxRequestSize ${limit}`);
-    chunks.push(c as Buffer);
-  }
-  ctx.requestBytes = size;
-  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+  const bytes = await ctx.requestBody.read(limit);
+  ctx.requestBytes = bytes.length;
+  return bytes;
+}
+
+/** The body's limit when a stage must hold it whole: the Service's maxRequestSize, else the default. */
+export function bufferLimit(ctx: GatewayContext): number {
+  return ctx.config?.http?.body?.maxRequestSize ?? DEFAULT_MAX_REQUEST_SIZE;
 }
 
 /**
@@ -33,7 +30,7 @@ function isSmallJson(ctx: GatewayContext): boolean {
 /** A buffered body as JSON; anything else (syntax, invalid UTF-8, nesting past MAX_JSON_DEPTH) is a 400. */
 export function parseJsonBody(ctx: GatewayContext): unknown {
   try {
-    return parseJsonBytes(ctx.body!);
+    return ctx.requestBody.json();
   } catch (e) {
     ctx.jsonRpcId = null; // JSON-RPC: a parse error is answered with id null
     throw new OcteliumError('INVALID_JSON', `request body is not acceptable JSON: ${e instanceof JsonBodyError ? e.message : String(e)}`);
@@ -45,17 +42,13 @@ export async function bufferStage(ctx: GatewayContext): Promise<void> {
   const http = ctx.config?.http;
   if (!http?.enableRequestBuffering) {
     if (!isSmallJson(ctx)) return;
-    ctx.body = await readLimited(ctx, SMALL_JSON);
-    try {
-      ctx.parsedBody = parseJsonBytes(ctx.body);
-      ctx.jsonRpcId = jsonRpcIdOf(ctx.parsedBody);
-    } catch {
-      /* not JSON we would parse (syntax, UTF-8, depth): the Service does not buffer, so it is forwarded as opaque bytes */
-    }
+    await readLimited(ctx, SMALL_JSON);
+    // Not JSON we would parse (syntax, UTF-8, depth): the Service does not buffer, so it is forwarded as opaque bytes.
+    ctx.jsonRpcId = jsonRpcIdOf(ctx.requestBody.parsed());
     return;
   }
-  ctx.body = await readLimited(ctx, http.body?.maxRequestSize ?? DEFAULT_MAX_REQUEST_SIZE);
-  if (http.body?.mode !== 'JSON' || ctx.body.length === 0) return;
-  ctx.bodyMap = parseJsonBody(ctx);
+  const bytes = await readLimited(ctx, bufferLimit(ctx));
+  if (http.body?.mode !== 'JSON' || bytes.length === 0) return;
+  ctx.requestBody.expose(parseJsonBody(ctx));
   ctx.jsonRpcId = jsonRpcIdOf(ctx.bodyMap);
 }

@@ -47,6 +47,7 @@ export function pluginsStage(deps: GatewayDeps) {
       ctx.facts ??= buildFacts(ctx);
       const run = { name: p.name, type: pluginType(p), outcome: 'continue' } as GatewayContext['plugins'][number];
       ctx.plugins.push(run);
+      const seen = { path: ctx.upstreamPath, body: ctx.body };
       try {
         if (p.path) {
           const q = ctx.upstreamPath.indexOf('?');
@@ -69,6 +70,8 @@ export function pluginsStage(deps: GatewayDeps) {
             return;
           }
         }
+        // Facts are built once, and rebuilt here explicitly: later plugin conditions see the rewritten path and body.
+        if (ctx.upstreamPath !== seen.path || ctx.body !== seen.body) ctx.facts = buildFacts(ctx);
       } catch (err) {
         const e = err instanceof OcteliumError ? err : new OcteliumError('PLUGIN_FAILED', `plugin "${p.name}" failed: ${(err as Error).message}`);
         run.outcome = e.code === 'OCT_ERR_PLUGIN_EXIT' ? 'exit' : 'error';
