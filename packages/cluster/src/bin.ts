@@ -15,7 +15,7 @@ function count(flag: string) {
 }
 
 interface StartFlags {
-  dataDir: string; host: string; port: string; domain: string;
+  dataDir: string; host: string; port: string; domain: string; store?: string; advertiseUrl?: string;
   trustedProxyHops?: number; maxHeaderBytes?: number; maxHeaderCount?: number; maxUrlBytes?: number; headersTimeout?: number;
   requestTimeout?: number; maxBodyBytes?: number; maxInflightPerUser?: number;
   containerRuntime?: 'docker' | 'kubernetes' | 'none';
@@ -31,6 +31,8 @@ program
   .option('--host <host>', 'listen address', '127.0.0.1')
   .option('--port <n>', 'listen port (0 = ephemeral)', '8090')
   .option('--domain <d>', "the cluster's public host name", 'localhost')
+  .option('--store <url>', 'the store shared by every replica of this cluster, postgres://USER@HOST:PORT/DB (default: $OCTELIUM_STORE, else SQLite in --data-dir)')
+  .option('--advertise-url <url>', 'how the other replicas reach this one (default: its listen URL)')
   .addOption(new Option('--container-runtime <runtime>', 'runs Services with upstream.container (default: docker when the Docker socket answers, else none)').choices(['docker', 'kubernetes', 'none']))
   .option('--otlp-endpoint <url>', 'export AccessLogs and spans over OTLP/HTTP to this base URL (default: $OTEL_EXPORTER_OTLP_ENDPOINT)')
   .option('--otlp-header <key=value>', 'extra header on OTLP exports (repeatable)', collect, [])
@@ -51,6 +53,7 @@ program
     const headers = Object.fromEntries(o.otlpHeader.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
     const cluster = await startCluster({
       dataDir, host: o.host, port: Number(o.port), domain: o.domain,
+      store: o.store ?? (process.env.OCTELIUM_STORE || undefined), advertiseURL: o.advertiseUrl,
       containers: { runtime: o.containerRuntime },
       limits: {
         trustedProxyHops: o.trustedProxyHops, maxHeaderBytes: o.maxHeaderBytes, maxHeaderCount: o.maxHeaderCount, maxUrlBytes: o.maxUrlBytes,
@@ -67,7 +70,7 @@ program
       console.log(`Bootstrap auth token for user "root" (also in ${dataDir}/bootstrap-token; shown once):\n\n  ${cluster.bootstrapToken}\n`);
       console.log(`Next: npx octelium login --domain ${cluster.domain} --auth-token $(cat ${dataDir}/bootstrap-token)\n`);
     }
-    console.log(`octelium-cluster listening on ${cluster.url} (domain ${cluster.domain}, data ${dataDir}; ${cluster.containers.reason})`);
+    console.log(`octelium-cluster listening on ${cluster.url} (domain ${cluster.domain}, data ${dataDir}, store ${cluster.storeWhere}; ${cluster.containers.reason})`);
     // Last line of defence (docs/security.md): every entry point catches its own errors; whatever still escapes
     // is logged and counted in /metrics, and the cluster keeps serving everyone else's requests.
     process.on('uncaughtException', (err) => cluster.faults.record('process', err));

@@ -15,7 +15,10 @@ const sys = (kind: Resource['kind'], name: string, spec: unknown): Resource => (
  */
 export function bootstrap(store: ResourceStore, identity: IdentityService, dataDir: string | ':memory:', builtins: Resource[]): string | undefined {
   if (store.get('User', 'root')) return undefined;
+  // Checked again inside the transaction, which holds the store's write lock and sees every replica's commits:
+  // replicas starting together on one store bootstrap exactly once between them.
   const token = store.transaction(() => {
+    if (store.get('User', 'root')) return undefined;
     for (const r of [sys('Namespace', 'default', {}), sys('Group', ADMIN_GROUP, {}), ...builtins]) {
       if (!store.get(r.kind, r.metadata.name)) store.create(r);
     }
@@ -23,6 +26,7 @@ export function bootstrap(store: ResourceStore, identity: IdentityService, dataD
     const { token } = identity.createCredential(sys('Credential', 'root-bootstrap', { type: 'AUTH_TOKEN', user: 'root' }));
     return token.authenticationToken!;
   });
+  if (token === undefined) return undefined;
   if (dataDir !== ':memory:') writeFileSync(join(dataDir, 'bootstrap-token'), token + '\n', { mode: 0o600 });
   return token;
 }

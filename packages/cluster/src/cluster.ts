@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { clusterURL, type ClusterInfo } from '@octelium-ts/shared';
-import { openDatabase, type DB } from './store/db.js';
+import { joinCluster, openStore } from './store/open-store.js';
 import { ResourceStore } from './store/resource-store.js';
 import { TokenStore } from './auth/tokens.js';
 import { IdentityService } from './auth/identity.js';
@@ -34,9 +34,16 @@ import { clusterId } from './containers/cluster-id.js';
 
 export interface ClusterOptions {
   dataDir: string | ':memory:';
+  /** `postgres://USER@HOST:PORT/DB`: the store shared by every replica of the cluster (design.md §9); default SQLite in dataDir. */
+  store?: string;
+  /** How the other replicas reach this one (replica-to-replica forwarding); default its listen URL. */
+  advertiseURL?: string;
   host?: string;
   port?: number;
-  /** Public host name; the port is appended when it is not 80/443. */
+  /**
+   * Public host name; the listen port is appended when it is not 80/443, unless the name already carries a port
+   * (replicas behind one load balancer share `--domain host:port`, so every one issues tokens for the same issuer).
+   */
   domain?: string;
   /** On close, how long in-flight requests (open SSE streams included) may take before they are cut; default 5 s. */
   shutdownGraceMs?: number;
@@ -66,6 +73,8 @@ export interface Cluster {
   tunnel: TunnelHub;
   /** Unexpected exceptions caught at an entry point, by where; also in /metrics. */
   faults: Faults;
+  /** Which store this replica uses, for humans: `SQLite in DIR` or `PostgreSQL at HOST:PORT/DB`. */
+  storeWhere: string;
   /** The container runtime in use and why (the startup line says it), its reconciler and the gateway's replica table. */
   containers: { runtime: 'docker' | 'kubernetes' | 'none'; reason: string; clusterId: string; reconciler: ContainerReconciler; endpoints: ContainerEndpoints };
   close(): Promise<void>;
@@ -75,19 +84,27 @@ export interface Cluster {
 export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const limits = resolveLimits(opts.limits);
   const faults = new Faults();
-  const db: DB = openDatabase(opts.dataDir);
-  const store = new ResourceStore(db);
-  const tokens = new TokenStore(db);
-  const keys = await KeyRing.open(db);
+  // SQLite in the data dir, or PostgreSQL shared by every replica (--store; docs/scaling.md).
+  const backing = openStore({ dataDir: opts.dataDir, url: opts.store });
   let domain = opts.domain ?? 'localhost';
+  let store: ResourceStore, tokens: TokenStore, keys: KeyRing;
+  try {
+    joinCluster(backing, domain, process.env.OCTELIUM_CLUSTER_SECRET || undefined);
+    store = new ResourceStore(backing.feed);
+    tokens = new TokenStore(backing.feed);
+    keys = await KeyRing.open(backing.feed);
+  } catch (err) {
+    await backing.close();
+    throw err;
+  }
   const identity = new IdentityService(store, tokens, keys, () => clusterURL(domain));
-  const accessLogs = new AccessLogStore(db);
+  const accessLogs = new AccessLogStore(backing.accessLogTable);
   const policy = new PolicyEngine(store, { allowWhenNoRules: true });
   // Human identity: IdentityProviders, /login, /callback, /portal and the octelium_auth cookie (docs/identity.md).
   const human = registerHumanIdentity({ store, identity, policy, clusterUrl: () => clusterURL(domain), config: opts.humanLogin });
   const checks: AdmissionCheck[] = [checkExpressions, checkLuaPlugins];
   // Managed containers: the runtime is picked before listening, so the startup line can say which one and why.
-  const containerClusterId = clusterId(db);
+  const containerClusterId = clusterId(backing.sql);
   const selected = await selectRuntime(opts.containers?.runtime, containerClusterId, { docker: opts.containers?.docker });
   const containerEndpoints = new ContainerEndpoints();
   const reconciler = new ContainerReconciler(store, selected.runtime, containerEndpoints, selected.reason, opts.containers?.reconciler);
@@ -137,7 +154,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   // MCP: OAuth authorization server on the cluster host, resource-server stages and hooks in the gateway (docs/mcp.md).
   const clusterUrl = () => clusterURL(domain);
   const authz = createAuthorizationServer({
-    identity, keys, store, db, issuer: clusterUrl, limits: opts.oauth?.limits,
+    identity, keys, store, sql: backing.sql, issuer: clusterUrl, limits: opts.oauth?.limits,
     cimdAllowLoopbackHttp: opts.oauth?.cimdAllowLoopbackHttp ?? process.env.OCTELIUM_DEV_CIMD_ALLOW_LOOPBACK_HTTP === '1',
     protectedResourceMetadata: (req, res, u) => mcp.protectedResourceMetadata(req, res, u),
   });
@@ -146,6 +163,15 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const gateway = createGateway(deps);
   const api = createApiHandler({ store, identity, accessLogs, checks, extraRoutes: { '/policy/test': policyTestRoute(store, policy), '/containerlogs': containerLogsRoute(store, () => selected.runtime, () => selected.reason) } });
   const oauth2 = authz.handle;
+  // Probes (deploy/kubernetes/): /healthz says the process serves; /readyz also needs the store to answer.
+  routes.set('/readyz', (_req, res) => {
+    try {
+      backing.check();
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ready', store: backing.kind }));
+    } catch (err) {
+      res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'unavailable', store: backing.kind, reason: (err as Error).message }));
+    }
+  });
   const domainHost = () => domain.replace(/:\d+$/, '').toLowerCase();
   const server: Server = createHttpServer(domainHost, { api, oauth2, gateway, routes, web: human.web, connectUpgrade: (req, socket, head) => tunnel.handleUpgrade(req, socket, head) }, limits, faults);
 
@@ -157,7 +183,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     extProc.close();
     await lua.close();
     await accessLogs.close();
-    db.close();
+    await backing.close();
   };
   try {
     await new Promise<void>((resolve, reject) => {
@@ -170,19 +196,22 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   }
   // Only once the listener is up: a start that fails (port busy) must not use up the "shown once" bootstrap token.
   const bootstrapToken = bootstrap(store, identity, opts.dataDir, BUILTIN_POLICIES);
+  // From here on other processes' commits (replicas on PostgreSQL, --workers siblings) reach every mirror.
+  backing.feed.onHealth = (ok, err) => console.error(ok ? `store: ${backing.where} answers again; mirrors caught up` : `store: cannot follow ${backing.where}: ${(err as Error).message}; serving from memory, writes fail with 503 until it answers`);
+  backing.follow();
   // Adopts running containers, removes orphans, then follows the change feed; never throws (errors go to status).
   void reconciler.start();
   const port = (server.address() as AddressInfo).port;
   const listenHost = opts.host && opts.host !== '0.0.0.0' && opts.host !== '::' ? opts.host : '127.0.0.1';
   selfURL = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`;
-  if (port !== 80 && port !== 443) domain = `${domain}:${port}`;
+  if (port !== 80 && port !== 443 && !/:\d+$/.test(domain)) domain = `${domain}:${port}`;
   const url = clusterURL(domain);
   const info: ClusterInfo = { url, port, domain };
   if (opts.dataDir !== ':memory:') writeFileSync(join(opts.dataDir, 'cluster.json'), JSON.stringify(info, null, 2) + '\n');
 
   let closing: Promise<void> | undefined;
   return {
-    ...info, bootstrapToken, store, accessLogs, tunnel, faults,
+    ...info, bootstrapToken, store, accessLogs, tunnel, faults, storeWhere: backing.where,
     containers: { runtime: selected.runtime?.name ?? 'none', reason: selected.reason, clusterId: containerClusterId, reconciler, endpoints: containerEndpoints },
     close: () => (closing ??= (async () => {
       // Stop accepting, let in-flight requests finish (bounded), then close the DB.

@@ -2,18 +2,29 @@ import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { matchesAccessLog, type AccessLog, type AccessLogFilter } from '@octelium-ts/shared';
 import type { DB } from '../store/db.js';
+import { SqliteSql, type Sql } from '../store/sql.js';
 import { serializeLog } from './serialize.js';
 
 const FLUSH_MS = 50;
+const QUERY_PAGE = 500;
 /** How soon a batch the writer could not commit (a full disk) is tried again. */
 const RETRY_MS = 1000;
 
-type Row = [id: string, createdAt: string, service: string | null, user: string | null, status: string, json: string];
+export type Row = [id: string, createdAt: string, service: string | null, user: string | null, status: string, json: string];
 
 function toRow(l: AccessLog): Row {
   const c = l.entry.common;
   return [l.metadata.id, l.metadata.createdAt, c.serviceRef?.name ?? null, c.userRef?.name ?? null, c.status, serializeLog(l)];
 }
+
+/** Where batches go on a store that is not a SQLite file: PostgreSQL, asynchronously (store/postgres/access-log-sink.ts). */
+export interface AccessLogSink {
+  /** Inserts the rows in one transaction, keeping at most `maxRows` (retention); rejects when nothing was written. */
+  write(rows: Row[], maxRows: number): Promise<void>;
+}
+
+/** A shared store's AccessLog table: `sql` to read it, `sink` to write batches without blocking the gateway. */
+export interface SharedAccessLogTable { sql: Sql; sink: AccessLogSink }
 
 /**
  * AccessLogs: kept in SQLite (bounded to `maxRows`, oldest dropped) and pushed live to followers.
@@ -23,7 +34,8 @@ function toRow(l: AccessLog): Row {
  * recorded log. An in-memory database (tests) has no file to share, so there the writes stay in-thread.
  */
 export class AccessLogStore {
-  readonly #db: DB;
+  readonly #sql: Sql;
+  readonly #sink: AccessLogSink | undefined;
   readonly #feed = new EventEmitter();
   #queue: AccessLog[] = [];
   #timer: NodeJS.Timeout | undefined;
@@ -31,33 +43,38 @@ export class AccessLogStore {
   /** Handed to the writer, not yet confirmed committed: seq → log. */
   readonly #pending = new Map<number, AccessLog>();
   readonly #worker: Worker | undefined;
-  readonly #insert;
-  readonly #trim;
   #failing = false;
   #closing = false;
   #writeFailures = 0;
   #dropped = 0;
 
-  constructor(db: DB, private readonly maxRows = 50_000) {
-    this.#db = db;
+  constructor(source: DB | SharedAccessLogTable, private readonly maxRows = 50_000) {
     this.#feed.setMaxListeners(0);
-    this.#insert = db.prepare('INSERT INTO access_logs (id, created_at, service, user_name, status, json) VALUES (?, ?, ?, ?, ?, ?)');
-    this.#trim = db.prepare('DELETE FROM access_logs WHERE seq <= (SELECT MAX(seq) FROM access_logs) - ?');
+    if ('sink' in source) {
+      this.#sql = source.sql;
+      this.#sink = source.sink;
+      return;
+    }
+    const db = source;
+    this.#sql = new SqliteSql(db);
     if (!db.memory) {
       this.#worker = new Worker(new URL('./writer-worker.mjs', import.meta.url), { workerData: { file: db.name, maxRows } });
       this.#worker.on('message', (m: { type: string; from?: number; upto?: number; code?: string; message?: string }) => {
         if (m.type === 'failed') return this.#writeFailed(m as Required<typeof m>);
-        if (m.type !== 'committed') return;
-        for (const seq of this.#pending.keys()) {
-          if (seq > m.upto!) break;
-          this.#pending.delete(seq);
-        }
-        if (this.#failing) console.error(`access log writer: writing again (${this.#writeFailures} batches failed so far, ${this.#dropped} AccessLogs dropped)`);
-        this.#failing = false;
+        if (m.type === 'committed') this.#committed(m.upto!);
       });
       this.#worker.on('error', (err) => console.error('access log writer failed:', err));
       this.#worker.unref();
     }
+  }
+
+  #committed(upto: number): void {
+    for (const seq of this.#pending.keys()) {
+      if (seq > upto) break;
+      this.#pending.delete(seq);
+    }
+    if (this.#failing) console.error(`access log writer: writing again (${this.#writeFailures} batches failed so far, ${this.#dropped} AccessLogs dropped)`);
+    this.#failing = false;
   }
 
   /** Batches the writer thread could not commit so far (each is retried), e.g. while the disk was full. */
@@ -120,17 +137,26 @@ export class AccessLogStore {
     if (!this.#queue.length) return;
     const batch = this.#queue;
     this.#queue = [];
-    if (this.#worker) {
+    if (this.#worker || this.#sink) {
       const from = this.#seq;
       for (const l of batch) this.#pending.set(++this.#seq, l);
-      this.#worker.postMessage({ type: 'batch', rows: batch.map(toRow), from, upto: this.#seq });
+      const upto = this.#seq;
+      const rows = batch.map(toRow);
+      if (this.#worker) return this.#worker.postMessage({ type: 'batch', rows, from, upto });
+      const write = this.#sink!.write(rows, this.maxRows).then(
+        () => this.#committed(upto),
+        (err: { code?: string; message?: string }) => this.#writeFailed({ from, upto, code: err?.code ?? 'ERROR', message: err?.message ?? String(err) }),
+      );
+      this.#sinkWrites.add(write);
+      void write.finally(() => this.#sinkWrites.delete(write));
       return;
     }
-    this.#db.transaction(() => {
-      for (const l of batch) this.#insert.run(...toRow(l));
-      this.#trim.run(this.maxRows);
-    })();
+    this.#sql.transaction(() => {
+      for (const l of batch) this.#sql.run('INSERT INTO access_logs (id, created_at, service, user_name, status, json) VALUES (?, ?, ?, ?, ?, ?)', toRow(l));
+      this.#sql.run('DELETE FROM access_logs WHERE seq <= (SELECT MAX(seq) FROM access_logs) - ?', [this.maxRows]);
+    });
   }
+  readonly #sinkWrites = new Set<Promise<void>>();
 
   /** Newest `limit` matching logs, oldest first. */
   query(filter: AccessLogFilter, limit = 100): AccessLog[] {
@@ -146,12 +172,16 @@ export class AccessLogStore {
       take(log);
       if (out.length >= limit) return out.reverse();
     }
-    const rows = this.#db.prepare('SELECT json FROM access_logs ORDER BY seq DESC').iterate() as Iterable<{ json: string }>;
-    for (const row of rows) {
-      take(JSON.parse(row.json) as AccessLog);
-      if (out.length >= limit) break;
+    // Newest first, a page at a time: a selective filter may have to look far back, a plain tail never does.
+    for (let before = Number.MAX_SAFE_INTEGER; ;) {
+      const rows = this.#sql.all<{ seq: number; json: string }>('SELECT seq, json FROM access_logs WHERE seq < ? ORDER BY seq DESC LIMIT ?', [before, QUERY_PAGE]);
+      for (const row of rows) {
+        take(JSON.parse(row.json) as AccessLog);
+        if (out.length >= limit) return out.reverse();
+      }
+      if (rows.length < QUERY_PAGE) return out.reverse();
+      before = Number(rows[rows.length - 1].seq);
     }
-    return out.reverse();
   }
 
   subscribe(fn: (l: AccessLog) => void): () => void {
@@ -163,6 +193,10 @@ export class AccessLogStore {
   async close(): Promise<void> {
     this.#closing = true;
     this.flush();
+    if (this.#sink) {
+      await Promise.all([...this.#sinkWrites]);
+      return;
+    }
     if (!this.#worker) return;
     const worker = this.#worker;
     const closed = new Promise<void>((resolve) => worker.on('message', (m: { type: string }) => m.type === 'closed' && resolve()));

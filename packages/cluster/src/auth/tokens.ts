@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { DB } from '../store/db.js';
+import { feedOf, type ChangeFeed, type FeedOp, type StoreSource } from '../store/change-feed.js';
 
 export type TokenType = 'auth' | 'access' | 'session' | 'oauth2-client';
 
@@ -28,25 +28,42 @@ export function newToken(prefix = 'oct'): string {
   return `${prefix}_${randomBytes(32).toString('base64url')}`;
 }
 
+type TokenRecord = Record<string, string | number | null>;
+
+function rowOf(r: TokenRecord): TokenRow {
+  return {
+    hash: r.hash as string, type: r.type as TokenType, userName: r.user_name as string,
+    credentialName: (r.credential_name as string) ?? undefined, sessionName: (r.session_name as string) ?? undefined,
+    clientID: (r.client_id as string) ?? undefined, expiresAt: r.expires_at === null || r.expires_at === undefined ? undefined : Number(r.expires_at),
+  };
+}
+
 /**
  * Bearer tokens and OAuth2 client secrets, stored only as SHA-256 hashes (tokens are 256-bit random,
  * so a fast hash is enough — no password stretching needed). The whole table is mirrored in memory
- * because the gateway checks a token on every request.
+ * because the gateway checks a token on every request; tokens issued or revoked by other replicas reach the
+ * mirror through the change feed.
  */
 export class TokenStore {
-  readonly #db: DB;
+  readonly #feed: ChangeFeed;
   readonly #byHash = new Map<string, TokenRow>();
   readonly #byClientID = new Map<string, TokenRow>();
 
-  constructor(db: DB) {
-    this.#db = db;
-    for (const r of db.prepare('SELECT * FROM tokens').all() as Array<Record<string, string | number | null>>) {
-      this.#remember({
-        hash: r.hash as string, type: r.type as TokenType, userName: r.user_name as string,
-        credentialName: (r.credential_name as string) ?? undefined, sessionName: (r.session_name as string) ?? undefined,
-        clientID: (r.client_id as string) ?? undefined, expiresAt: (r.expires_at as number) ?? undefined,
-      });
-    }
+  constructor(source: StoreSource) {
+    this.#feed = feedOf(source);
+    this.#load();
+    this.#feed.register('tokens', {
+      applyRemote: (op: FeedOp, r) => (op === 'put' ? this.#remember(rowOf(r as TokenRecord)) : this.#forget(r.hash as string)),
+      reload: () => {
+        this.#byHash.clear();
+        this.#byClientID.clear();
+        this.#load();
+      },
+    });
+  }
+
+  #load(): void {
+    for (const r of this.#feed.sql.all<TokenRecord>('SELECT * FROM tokens')) this.#remember(rowOf(r));
   }
 
   #remember(row: TokenRow): void {
@@ -54,12 +71,18 @@ export class TokenStore {
     if (row.clientID) this.#byClientID.set(row.clientID, row);
   }
 
+  #forget(hash: string): void {
+    const row = this.#byHash.get(hash);
+    this.#byHash.delete(hash);
+    if (row?.clientID) this.#byClientID.delete(row.clientID);
+  }
+
   /** Stores the hash of `secret` (a fresh token when omitted) and returns the plain secret, once. */
   issue(row: Omit<TokenRow, 'hash'>, secret = newToken()): string {
     const full: TokenRow = { ...row, hash: hashToken(secret) };
-    this.#db
-      .prepare('INSERT INTO tokens (hash, type, user_name, credential_name, session_name, client_id, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(full.hash, full.type, full.userName, full.credentialName ?? null, full.sessionName ?? null, full.clientID ?? null, full.expiresAt ?? null);
+    this.#feed.transaction(() => this.#feed.sql.run(
+      'INSERT INTO tokens (hash, type, user_name, credential_name, session_name, client_id, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      [full.hash, full.type, full.userName, full.credentialName ?? null, full.sessionName ?? null, full.clientID ?? null, full.expiresAt ?? null]));
     this.#remember(full);
     return secret;
   }
@@ -76,15 +99,12 @@ export class TokenStore {
   }
 
   revoke(pred: (r: TokenRow) => boolean): number {
-    let n = 0;
-    const del = this.#db.prepare('DELETE FROM tokens WHERE hash = ?');
-    for (const row of [...this.#byHash.values()]) {
-      if (!pred(row)) continue;
-      del.run(row.hash);
-      this.#byHash.delete(row.hash);
-      if (row.clientID) this.#byClientID.delete(row.clientID);
-      n++;
-    }
-    return n;
+    const doomed = [...this.#byHash.values()].filter(pred);
+    if (!doomed.length) return 0;
+    this.#feed.transaction(() => {
+      for (const row of doomed) this.#feed.sql.run('DELETE FROM tokens WHERE hash = ?', [row.hash]);
+    });
+    for (const row of doomed) this.#forget(row.hash);
+    return doomed.length;
   }
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { DB } from '../store/db.js';
+import type { Sql } from '../store/sql.js';
 import { hashesEqual, hashToken } from '../auth/tokens.js';
 import { CimdResolver, normalizeClientMetadata, type ClientMetadata } from './cimd.js';
 import { invalidClient, invalidClientMetadata, OAuthError } from './errors.js';
@@ -33,35 +33,19 @@ export const DEFAULT_CLIENT_LIMITS: ClientRegistryLimits = { unusedClientTtlMs: 
  * (swept on start and on every registration, so stale ones never count against the cap).
  */
 export class ClientRegistry {
-  readonly #get;
-  readonly #insert;
-  readonly #count;
-  readonly #markUsed;
-  readonly #sweepUnused;
-
-  constructor(db: DB, readonly cimd: CimdResolver, private readonly limits: ClientRegistryLimits = DEFAULT_CLIENT_LIMITS) {
-    // Own table, created on demand: the registry is an optional subsystem of the store's schema.
-    db.exec(`CREATE TABLE IF NOT EXISTS oauth_clients (
-      client_id TEXT PRIMARY KEY, metadata TEXT NOT NULL, secret_hash TEXT, created_at INTEGER NOT NULL)`);
-    // used_at came later (NULL = never completed an authorization); tables of older data dirs gain it here.
-    const columns = db.prepare('PRAGMA table_info(oauth_clients)').all() as Array<{ name: string }>;
-    if (!columns.some((c) => c.name === 'used_at')) db.exec('ALTER TABLE oauth_clients ADD COLUMN used_at INTEGER');
-    this.#get = db.prepare('SELECT metadata, secret_hash FROM oauth_clients WHERE client_id = ?');
-    this.#insert = db.prepare('INSERT INTO oauth_clients (client_id, metadata, secret_hash, created_at) VALUES (?, ?, ?, ?)');
-    this.#count = db.prepare('SELECT COUNT(*) AS n FROM oauth_clients');
-    this.#markUsed = db.prepare('UPDATE oauth_clients SET used_at = ? WHERE client_id = ? AND used_at IS NULL');
-    this.#sweepUnused = db.prepare('DELETE FROM oauth_clients WHERE used_at IS NULL AND created_at <= ?');
+  // The table is created by the store's migrations (store/db.ts, store/postgres/migrations.ts).
+  constructor(private readonly sql: Sql, readonly cimd: CimdResolver, private readonly limits: ClientRegistryLimits = DEFAULT_CLIENT_LIMITS) {
     this.sweepUnused();
   }
 
   /** Deletes registrations that were never used within their grace period; returns how many. */
   sweepUnused(now = Date.now()): number {
-    return this.#sweepUnused.run(now - this.limits.unusedClientTtlMs).changes;
+    return this.sql.run('DELETE FROM oauth_clients WHERE used_at IS NULL AND created_at <= ?', [now - this.limits.unusedClientTtlMs]).changes;
   }
 
   /** A registered client completed an authorization (redeemed a code): it is kept from now on. */
   markUsed(clientId: string): void {
-    this.#markUsed.run(Date.now(), clientId);
+    this.sql.run('UPDATE oauth_clients SET used_at = ? WHERE client_id = ? AND used_at IS NULL', [Date.now(), clientId]);
   }
 
   /** RFC 7591 §3: validates the metadata and returns the registration response (secret shown once). */
@@ -71,7 +55,7 @@ export class ClientRegistry {
     if (!AUTH_METHODS.has(method)) throw invalidClientMetadata(`token_endpoint_auth_method "${method}" is not supported (none, client_secret_basic, client_secret_post)`);
     const meta = normalizeClientMetadata(body);
     this.sweepUnused();
-    if ((this.#count.get() as { n: number }).n >= MAX_CLIENTS) throw new OAuthError('temporarily_unavailable', 'too many registered clients', 503);
+    if (Number(this.sql.get<{ n: number }>('SELECT COUNT(*) AS n FROM oauth_clients')!.n) >= MAX_CLIENTS) throw new OAuthError('temporarily_unavailable', 'too many registered clients', 503);
     const clientId = `mcp_${randomBytes(16).toString('base64url')}`;
     const issuedAt = Math.floor(Date.now() / 1000);
     const secret = method === 'none' ? undefined : `ocs_${randomBytes(32).toString('base64url')}`;
@@ -79,15 +63,19 @@ export class ClientRegistry {
     const stored = JSON.stringify(client);
     const size = Buffer.byteLength(stored);
     if (size > this.limits.maxMetadataBytes) throw invalidClientMetadata(`client metadata is ${size} bytes; at most ${this.limits.maxMetadataBytes} are stored`);
-    this.#insert.run(clientId, stored, secret ? hashToken(secret) : null, Date.now());
+    this.sql.run('INSERT INTO oauth_clients (client_id, metadata, secret_hash, created_at) VALUES (?, ?, ?, ?)', [clientId, stored, secret ? hashToken(secret) : null, Date.now()]);
     const { kind: _kind, ...wire } = client;
     return { ...wire, ...(secret ? { client_secret: secret, client_secret_expires_at: 0 } : {}) };
+  }
+
+  #row(clientId: string): { metadata: string; secret_hash: string | null } | undefined {
+    return this.sql.get('SELECT metadata, secret_hash FROM oauth_clients WHERE client_id = ?', [clientId]);
   }
 
   /** A registered client, or a CIMD client fetched (and cached) from its URL; throws invalid_client otherwise. */
   async get(clientId: string): Promise<RegisteredClient> {
     if (CimdResolver.isUrlClientId(clientId)) return { ...(await this.cimd.resolve(clientId)), kind: 'cimd' };
-    const row = this.#get.get(clientId) as { metadata: string } | undefined;
+    const row = this.#row(clientId);
     if (!row) throw invalidClient(`unknown client_id "${clientId.slice(0, 100)}"`);
     return JSON.parse(row.metadata) as RegisteredClient;
   }
@@ -103,7 +91,7 @@ export class ClientRegistry {
       if (secret) throw invalidClient('this client is public (token_endpoint_auth_method "none") and has no secret');
       return client;
     }
-    const row = this.#get.get(clientId) as { secret_hash: string | null } | undefined;
+    const row = this.#row(clientId);
     const expected = method === 'client_secret_basic' ? 'basic' : 'post';
     if (!secret || !row?.secret_hash || via !== expected || !hashesEqual(row.secret_hash, hashToken(secret))) {
       throw invalidClient(`client authentication failed (method ${method})`);

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { DB } from '../store/db.js';
+import type { Sql } from '../store/sql.js';
 import { hashToken } from '../auth/tokens.js';
 import { OAuthError } from './errors.js';
 
@@ -129,36 +129,35 @@ export interface RefreshGrant { clientId: string; sessionName: string; scope?: s
  * for public clients); presenting a rotated one again means it leaked, and the caller revokes the grant.
  */
 export class RefreshTokens {
-  readonly #db: DB;
-
-  constructor(db: DB) {
-    this.#db = db;
-    db.exec(`CREATE TABLE IF NOT EXISTS oauth_refresh_tokens (
-      hash TEXT PRIMARY KEY, client_id TEXT NOT NULL, session_name TEXT NOT NULL, scope TEXT, resource TEXT,
-      expires_at INTEGER NOT NULL, rotated INTEGER NOT NULL DEFAULT 0)`);
-    db.prepare('DELETE FROM oauth_refresh_tokens WHERE expires_at <= ?').run(Date.now());
+  // The table is created by the store's migrations; the store is shared, so a rotation on one replica is seen by all.
+  constructor(private readonly sql: Sql) {
+    sql.run('DELETE FROM oauth_refresh_tokens WHERE expires_at <= ?', [Date.now()]);
   }
 
   issue(g: Omit<RefreshGrant, 'rotated'>): string {
     const token = `ocr_${randomBytes(32).toString('base64url')}`;
-    this.#db.prepare('INSERT INTO oauth_refresh_tokens (hash, client_id, session_name, scope, resource, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(hashToken(token), g.clientId, g.sessionName, g.scope ?? null, g.resource ?? null, g.expiresAt);
+    this.sql.run('INSERT INTO oauth_refresh_tokens (hash, client_id, session_name, scope, resource, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
+      [hashToken(token), g.clientId, g.sessionName, g.scope ?? null, g.resource ?? null, g.expiresAt]);
     return token;
   }
 
   lookup(token: string): RefreshGrant | undefined {
-    const r = this.#db.prepare('SELECT * FROM oauth_refresh_tokens WHERE hash = ?').get(hashToken(token)) as
-      { client_id: string; session_name: string; scope: string | null; resource: string | null; expires_at: number; rotated: number } | undefined;
-    if (!r || r.expires_at <= Date.now()) return undefined;
-    return { clientId: r.client_id, sessionName: r.session_name, scope: r.scope ?? undefined, resource: r.resource ?? undefined, expiresAt: r.expires_at, rotated: r.rotated === 1 };
+    const r = this.sql.get<{ client_id: string; session_name: string; scope: string | null; resource: string | null; expires_at: number; rotated: number }>(
+      'SELECT * FROM oauth_refresh_tokens WHERE hash = ?', [hashToken(token)]);
+    if (!r || Number(r.expires_at) <= Date.now()) return undefined;
+    return { clientId: r.client_id, sessionName: r.session_name, scope: r.scope ?? undefined, resource: r.resource ?? undefined, expiresAt: Number(r.expires_at), rotated: Number(r.rotated) === 1 };
   }
 
-  markRotated(token: string): void {
-    this.#db.prepare('UPDATE oauth_refresh_tokens SET rotated = 1 WHERE hash = ?').run(hashToken(token));
+  /**
+   * Marks a refresh token used; false when it already was. Atomic in the store, so two replicas redeeming the same
+   * token at once cannot both succeed: the loser sees a rotated token (reuse), as a replay would.
+   */
+  markRotated(token: string): boolean {
+    return this.sql.run('UPDATE oauth_refresh_tokens SET rotated = 1 WHERE hash = ? AND rotated = 0', [hashToken(token)]).changes === 1;
   }
 
   revokeSession(sessionName: string): void {
-    this.#db.prepare('DELETE FROM oauth_refresh_tokens WHERE session_name = ?').run(sessionName);
+    this.sql.run('DELETE FROM oauth_refresh_tokens WHERE session_name = ?', [sessionName]);
   }
 
   /** RFC 7009: revoking a refresh token ends its whole grant. Returns the Session to delete, if any. */

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { IdentityService } from '../auth/identity.js';
-import type { DB } from '../store/db.js';
+import type { Sql } from '../store/sql.js';
 import type { ResourceStore } from '../store/resource-store.js';
 import { authorizeEndpoint } from './authorize-endpoint.js';
 import { CimdResolver } from './cimd.js';
@@ -50,7 +50,8 @@ export interface AuthorizationServerOptions extends AuthorizationServerConfig {
   identity: IdentityService;
   keys: KeyRing;
   store: ResourceStore;
-  db: DB;
+  /** The cluster store's statements (OAuth clients and refresh tokens live there, shared by every replica). */
+  sql: Sql;
   issuer: () => string;
   /** RFC 9728 documents for the no-DNS Service form (`/.well-known/oauth-protected-resource/svc/<svc>/…`); false = not ours. */
   protectedResourceMetadata?: (req: IncomingMessage, res: ServerResponse, url: URL) => boolean;
@@ -74,12 +75,12 @@ export function createAuthorizationServer(opts: AuthorizationServerOptions): Aut
   const limits = opts.limits ?? {};
   const deps: AsDeps = {
     identity: opts.identity, keys: opts.keys, store: opts.store, issuer: opts.issuer,
-    clients: new ClientRegistry(opts.db, cimd, {
+    clients: new ClientRegistry(opts.sql, cimd, {
       unusedClientTtlMs: limits.unusedClientTtlMs ?? DEFAULT_CLIENT_LIMITS.unusedClientTtlMs,
       maxMetadataBytes: limits.maxClientMetadataBytes ?? DEFAULT_CLIENT_LIMITS.maxMetadataBytes,
     }),
     state: new AuthorizationState(limits.pendingPerAddress ?? DEFAULT_PENDING_PER_ADDRESS, limits.maxPending ?? DEFAULT_MAX_PENDING),
-    refresh: new RefreshTokens(opts.db), resources,
+    refresh: new RefreshTokens(opts.sql), resources,
     registrations: new RateLimiter(limits.registrationsPerMinute ?? DEFAULT_REGISTRATIONS_PER_MINUTE),
   };
   const metadata = () => authorizationServerMetadata(opts.issuer(), opts.store);

@@ -129,7 +129,11 @@ async function refreshTokenGrant(deps: AsDeps, req: IncomingMessage, form: Token
   if (scope !== undefined && (!validScope(scope) || scope.split(' ').some((s) => !granted.has(s)))) throw invalidScope('scope exceeds the original grant');
   const asked = resourceParam(deps, form);
   if (asked !== undefined && g.resource !== undefined && asked !== g.resource) throw invalidTarget('resource differs from the original grant');
-  deps.refresh.markRotated(token);
+  if (!deps.refresh.markRotated(token)) {
+    // Redeemed concurrently (another request, maybe on another replica): one use wins, the other is a replay.
+    revokeGrant(deps, g.sessionName);
+    throw invalidGrant('refresh token already used; the grant is revoked');
+  }
   const next = deps.refresh.issue({ clientId: client.client_id, sessionName: g.sessionName, scope: g.scope, resource: g.resource, expiresAt: g.expiresAt });
   const access = await deps.identity.mintAccessToken({ session: who.session, user: who.user, clientID: client.client_id, scope: scope ?? g.scope, audience: asked ?? g.resource });
   return { ...access, token_type: 'Bearer', ...((scope ?? g.scope) ? { scope: scope ?? g.scope } : {}), refresh_token: next };

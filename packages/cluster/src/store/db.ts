@@ -5,7 +5,8 @@ import { OcteliumError } from '@octelium-ts/shared';
 
 export type DB = Database.Database;
 
-const MIGRATIONS = [
+/** Numbered schema changes, applied once each in order (user_version counts them). */
+const MIGRATIONS: Array<string | ((db: DB) => void)> = [
   `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
    CREATE TABLE resources (
      kind TEXT NOT NULL, name TEXT NOT NULL, uid TEXT NOT NULL UNIQUE,
@@ -18,7 +19,41 @@ const MIGRATIONS = [
    CREATE TABLE access_logs (
      seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, created_at TEXT NOT NULL,
      service TEXT, user_name TEXT, status TEXT, json TEXT NOT NULL);`,
+  // 2: the change log (store/change-feed.ts) that keeps the in-memory mirrors of several processes on one file
+  // (--workers) in step, and the OAuth tables that used to be created on demand by their classes.
+  (db) => {
+    db.exec(`INSERT INTO meta (key, value) VALUES ('resourceVersion', '0') ON CONFLICT(key) DO NOTHING;
+      CREATE TABLE IF NOT EXISTS oauth_clients (
+        client_id TEXT PRIMARY KEY, metadata TEXT NOT NULL, secret_hash TEXT, created_at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS oauth_refresh_tokens (
+        hash TEXT PRIMARY KEY, client_id TEXT NOT NULL, session_name TEXT NOT NULL, scope TEXT, resource TEXT,
+        expires_at INTEGER NOT NULL, rotated INTEGER NOT NULL DEFAULT 0);`);
+    const columns = db.prepare('PRAGMA table_info(oauth_clients)').all() as Array<{ name: string }>;
+    if (!columns.some((c) => c.name === 'used_at')) db.exec('ALTER TABLE oauth_clients ADD COLUMN used_at INTEGER');
+    db.exec(CHANGE_LOG_SQLITE);
+  },
 ];
+
+/**
+ * Every write to a mirrored table appends its row to `changes`, by trigger, so no writer can forget to. The
+ * version is the commit order (SQLite has one writer at a time); `at` (unix seconds) drives pruning.
+ */
+const CHANGE_LOG_SQLITE = `
+  CREATE TABLE changes (version INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, op TEXT NOT NULL, json TEXT NOT NULL,
+    at INTEGER NOT NULL DEFAULT (CAST(strftime('%s','now') AS INTEGER)));
+  ${['INSERT', 'UPDATE', 'DELETE'].map((ev) => {
+    const row = ev === 'DELETE' ? 'OLD' : 'NEW';
+    const op = ev === 'DELETE' ? 'delete' : 'put';
+    return `
+  CREATE TRIGGER resources_${ev.toLowerCase()} AFTER ${ev} ON resources BEGIN
+    INSERT INTO changes (tbl, op, json) VALUES ('resources', '${op}', json_object('kind', ${row}.kind, 'name', ${row}.name, 'resource_version', ${row}.resource_version, 'json', ${row}.json)); END;
+  CREATE TRIGGER tokens_${ev.toLowerCase()} AFTER ${ev} ON tokens BEGIN
+    INSERT INTO changes (tbl, op, json) VALUES ('tokens', '${op}', json_object('hash', ${row}.hash, 'type', ${row}.type, 'user_name', ${row}.user_name,
+      'credential_name', ${row}.credential_name, 'session_name', ${row}.session_name, 'client_id', ${row}.client_id, 'expires_at', ${row}.expires_at)); END;
+  CREATE TRIGGER signing_keys_${ev.toLowerCase()} AFTER ${ev} ON signing_keys BEGIN
+    INSERT INTO changes (tbl, op, json) VALUES ('signing_keys', '${op}', json_object('kid', ${row}.kid, 'alg', ${row}.alg, 'private_jwk', ${row}.private_jwk,
+      'public_jwk', ${row}.public_jwk, 'created_at', ${row}.created_at)); END;`;
+  }).join('')}`;
 
 /** Opens (creating when missing) the cluster database: one SQLite file in WAL mode, migrated forward. */
 export function openDatabase(dataDir: string | ':memory:'): DB {
@@ -32,13 +67,16 @@ export function openDatabase(dataDir: string | ':memory:'): DB {
   // NORMAL in WAL mode survives a process crash (kill -9); only an OS crash can lose the last commits.
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
-  const version = db.pragma('user_version', { simple: true }) as number;
-  for (let v = version; v < MIGRATIONS.length; v++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[v]);
+  // IMMEDIATE: sibling processes (--workers) opening the same file at once migrate it exactly once between them.
+  db.transaction(() => {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      const m = MIGRATIONS[v];
+      if (typeof m === 'string') db.exec(m);
+      else m(db);
       db.pragma(`user_version = ${v + 1}`);
-    })();
-  }
+    }
+  }).immediate();
   return db;
 }
 
