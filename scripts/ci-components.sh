@@ -6,7 +6,9 @@
 set -euo pipefail
 
 # chromium: the browser end-to-end tests of human login (packages/cluster/test/human-login-browser.test.ts).
-PACKAGES=(docker.io docker-registry chromium)
+# postgresql: the store engine suite and the scale-out replicas (packages/cluster/test/helpers/postgres.ts starts its
+# own server from /usr/lib/postgresql/15/bin on a private port; nothing is started here).
+PACKAGES=(docker.io docker-registry chromium postgresql)
 DOCKERD_LOG=${DOCKERD_LOG:-/var/log/octelium-ci-dockerd.log}
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi; }
