@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  DEFAULT_MAX_STREAMS, FrameType, TunnelMux, TunnelStreamError, createLinkedTransportPair, encodeFrame, encodeJSONFrame,
+  DEFAULT_MAX_STREAMS, FrameType, TunnelBudget, TunnelMux, TunnelStreamError, createLinkedTransportPair, encodeFrame, encodeJSONFrame,
   type ControlMessage, type LinkedPairOptions, type RequestHead, type TunnelStream,
 } from '../src/tunnel/index.js';
 
@@ -449,4 +449,56 @@ test('a handler that throws costs one stream (onstream) or one connection (oncon
   await closed;
   assert.equal(server.closed, true);
   assert.equal((goAways[0]?.message as { code: string }).code, 'INTERNAL_ERROR');
+});
+
+test('a peer that fills windows nobody reads cannot grow this side past its budget', async () => {
+  const [a, b] = createLinkedTransportPair();
+  const client = new TunnelMux(a, { role: 'client', streamWindow: WINDOW, maxDataFrame: FRAME });
+  const budget = new TunnelBudget(8 * WINDOW);
+  const server = new TunnelMux(b, { role: 'server', streamWindow: WINDOW, maxDataFrame: FRAME, budget });
+  const accepted: TunnelStream[] = [];
+  server.onstream = (s) => void accepted.push(s); // never read
+  let max = 0;
+  const sample = setInterval(() => (max = Math.max(max, budget.used)), 1);
+  const streams = Array.from({ length: 20 }, () => client.openStream(head()));
+  for (const s of streams) s.writable.write(pattern(WINDOW, 1)); // a full window each: 20 windows
+  const outcomes: string[] = [];
+  for (const s of streams) s.responseHead.catch((e: TunnelStreamError) => outcomes.push(e.code));
+  await settle(100);
+  clearInterval(sample);
+  max = Math.max(max, budget.used);
+  assert.ok(max <= budget.limit, `held ${max} of ${budget.limit}`);
+  assert.ok(outcomes.filter((c) => c === 'OVER_BUDGET').length >= 12, outcomes.join(','));
+  assert.equal(server.bufferedBytes, accepted.filter((s) => !s.closed).reduce((n, s) => n + s.chargedBytes, 0));
+  assert.equal(server.canOpenStream(), false);
+  // What the reader does take, and what is reset, is given back.
+  for (const s of accepted) s.reset('CANCEL');
+  assert.equal(budget.used, 0);
+  assert.equal(server.canOpenStream(), true);
+});
+
+test('a peer that never returns credit cannot make this side hold unsent data past its budget', async () => {
+  const [a, b] = createLinkedTransportPair();
+  const client = new TunnelMux(a, { role: 'client', streamWindow: WINDOW, maxDataFrame: FRAME });
+  const budget = new TunnelBudget(4 * WINDOW);
+  const server = new TunnelMux(b, { role: 'server', streamWindow: WINDOW, maxDataFrame: FRAME, budget });
+  const results: Array<Promise<string>> = [];
+  server.onstream = (s) => {
+    s.respond({ status: 200, headers: {} });
+    // 8 windows of response; the opener reads none of it, so credit never comes back after the first window.
+    results.push(pipeline(Readable.from((function* () {
+      for (let i = 0; i < 32; i++) yield pattern(2 * FRAME, i);
+    })()), s.writable).then(() => 'done', (e: TunnelStreamError) => e.code ?? 'error'));
+  };
+  let max = 0;
+  const sample = setInterval(() => (max = Math.max(max, budget.used)), 1);
+  for (let i = 0; i < 12; i++) client.openStream(head('/', false)).writable.end();
+  await settle(200);
+  clearInterval(sample);
+  assert.ok(max <= budget.limit, `held ${max} of ${budget.limit}`);
+  assert.ok(max >= 3 * WINDOW, `the budget was used (${max})`);
+  client.close();
+  const codes = await Promise.all(results);
+  assert.ok(codes.includes('OVER_BUDGET'), codes.join(','));
+  assert.equal(budget.used, 0);
 });

@@ -4,7 +4,8 @@ import { pipeline, type Duplex, type Readable } from 'node:stream';
 import { Agent as UndiciAgent } from 'undici';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
-  FrameType, MAX_FRAME_BYTES, OcteliumError, TUNNEL_PROTOCOL_VERSIONS, TunnelMux, TunnelStreamError, WebSocketTransport,
+  DEFAULT_CONNECTION_BUFFER_BYTES, DEFAULT_TOTAL_BUFFER_BYTES, FrameType, MAX_FRAME_BYTES, OcteliumError,
+  TUNNEL_PROTOCOL_VERSIONS, TunnelBudget, TunnelMux, TunnelStreamError, WebSocketTransport,
   canonicalServiceName, endToEndHeaders, normalizeUpstreamURL,
   type ControlMessage, type HelloMessage, type Resource, type TunnelStream,
 } from '@octelium-ts/shared';
@@ -45,8 +46,21 @@ export interface TunnelHubOptions {
    * DEFAULT_MAX_STREAMS (16 384).
    */
   maxStreams?: number;
+  /**
+   * Bytes one agent's streams may hold in the cluster's memory: data received from it and not yet read, data for it
+   * not yet sent, heads. A stream that needs more is reset (OVER_BUDGET); a new stream needs room for a full window,
+   * else a request for it gets 503 and a stream it publishes is refused. Default 256 MiB.
+   */
+  maxBufferedBytesPerAgent?: number;
+  /** The same for all agents together. Default 1 GiB. */
+  maxBufferedBytes?: number;
+  /** Tunnel connections one User may hold at once; the next upgrade gets 429. Default 16. */
+  maxConnectionsPerUser?: number;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
+
+/** The limits a cluster can set on its hub (ClusterOptions.tunnel). */
+export type TunnelLimits = Pick<TunnelHubOptions, 'maxStreams' | 'maxBufferedBytesPerAgent' | 'maxBufferedBytes' | 'maxConnectionsPerUser'>;
 
 export interface TunnelRequest {
   service: string;
@@ -68,6 +82,8 @@ export interface TunnelAgentInfo {
   services: string[];
   connectedAt: string;
   streams: number;
+  /** Bytes its streams hold against its budget. */
+  bufferedBytes: number;
   publish: string[];
   version: number;
 }
@@ -76,6 +92,8 @@ export interface TunnelAgentInfo {
 export const CLOSE_UNSUPPORTED_VERSION = 4002;
 export const CLOSE_HANDSHAKE_FAILED = 4003;
 export const CLOSE_SESSION_ENDED = 4001;
+
+export const DEFAULT_MAX_CONNECTIONS_PER_USER = 16;
 
 function defaultLog(msg: string, fields?: Record<string, unknown>): void {
   process.stderr.write(`${msg}${fields ? ' ' + JSON.stringify(fields) : ''}\n`);
@@ -93,12 +111,16 @@ export class TunnelHub {
   readonly #waiters = new Set<() => void>();
   readonly #loopback: UndiciAgent;
   readonly #reauthTimer?: NodeJS.Timeout;
+  readonly #budget: TunnelBudget;
+  /** Open tunnel sockets per User, counted from the upgrade until the socket closes. */
+  readonly #connections = new Map<string, number>();
   #rr = 0;
   #closed = false;
 
   constructor(opts: TunnelHubOptions) {
     this.#opts = opts;
     this.#log = opts.log ?? defaultLog;
+    this.#budget = new TunnelBudget(opts.maxBufferedBytes ?? DEFAULT_TOTAL_BUFFER_BYTES);
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false, clientTracking: false });
     // Published streams may be long-lived SSE; the gateway they go through applies the Service's own timeouts.
     this.#loopback = new UndiciAgent({ bodyTimeout: 0, headersTimeout: 0 });
@@ -135,6 +157,20 @@ export class TunnelHub {
       return;
     }
     const p = principal;
+    const user = p.user.metadata.name;
+    const open = this.#connections.get(user) ?? 0;
+    const cap = this.#opts.maxConnectionsPerUser ?? DEFAULT_MAX_CONNECTIONS_PER_USER;
+    if (open >= cap) {
+      this.#log('tunnel: refused a connection over the per-user limit', { user, open, limit: cap });
+      rejectUpgrade(socket, new OcteliumError('RATE_LIMITED', `user ${user} already has ${open} tunnel connections, the limit; close one (octelium connect) or retry later`, { user, limit: cap }));
+      return;
+    }
+    this.#connections.set(user, open + 1);
+    socket.once('close', () => {
+      const n = (this.#connections.get(user) ?? 1) - 1;
+      if (n > 0) this.#connections.set(user, n);
+      else this.#connections.delete(user);
+    });
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, p, token));
   }
 
@@ -169,6 +205,11 @@ export class TunnelHub {
     for (;;) {
       if (req.signal?.aborted) throw req.signal.reason ?? new Error('aborted');
       const conn = this.#pick(userName, service, upstreams);
+      if (conn === 'full') {
+        throw new OcteliumError('UNREACHABLE',
+          `the tunnel to user ${userName} is over its memory budget (slow clients or a slow agent); retry later`,
+          { service, user: userName });
+      }
       if (conn) return this.#send(conn, service, target, req);
       const left = deadline - Date.now();
       if (left <= 0 || this.#closed) {
@@ -187,9 +228,15 @@ export class TunnelHub {
       services: [...c.accepted.keys()].sort(),
       connectedAt: c.connectedAt.toISOString(),
       streams: c.mux.activeStreams,
+      bufferedBytes: c.mux.bufferedBytes,
       publish: c.publish,
       version: c.version,
     }));
+  }
+
+  /** Bytes all agents' streams hold, and the cluster-wide budget. */
+  buffers(): { used: number; limit: number } {
+    return { used: this.#budget.used, limit: this.#budget.limit };
   }
 
   async close(): Promise<void> {
@@ -218,7 +265,11 @@ export class TunnelHub {
   #accept(ws: WebSocket, principal: Principal, token: string): void {
     const hb = this.#opts.heartbeat ?? {};
     const transport = new WebSocketTransport(ws, { heartbeatIntervalMs: hb.intervalMs, heartbeatTimeoutMs: hb.timeoutMs });
-    const mux = new TunnelMux(transport, { role: 'server', maxStreams: this.#opts.maxStreams });
+    const mux = new TunnelMux(transport, {
+      role: 'server',
+      maxStreams: this.#opts.maxStreams,
+      budget: new TunnelBudget(this.#opts.maxBufferedBytesPerAgent ?? DEFAULT_CONNECTION_BUFFER_BYTES, this.#budget),
+    });
     const conn = new AgentConnection(randomBytes(6).toString('hex'), principal, token, mux);
     this.#agents.set(conn.id, conn);
     const timer = setTimeout(() => {
@@ -316,14 +367,19 @@ export class TunnelHub {
 
   // ---- dispatch ----
 
-  /** The least busy ready agent of the user serving `service` (round-robin among equals), syncing its view first. */
-  #pick(userName: string, service: string, upstreams: string[]): AgentConnection | undefined {
-    const candidates: AgentConnection[] = [];
+  /**
+   * The least busy ready agent of the user serving `service` (round-robin among equals), syncing its view first;
+   * 'full' when there are such agents but none has room in its buffer budget for another stream.
+   */
+  #pick(userName: string, service: string, upstreams: string[]): AgentConnection | 'full' | undefined {
+    const serving: AgentConnection[] = [];
     for (const c of this.#agents.values()) {
       if (!c.alive || c.user !== userName) continue;
-      if (c.accepted.has(service) || c.serveAll || c.wants.has(service)) candidates.push(c);
+      if (c.accepted.has(service) || c.serveAll || c.wants.has(service)) serving.push(c);
     }
-    if (!candidates.length) return undefined;
+    if (!serving.length) return undefined;
+    const candidates = serving.filter((c) => c.mux.canOpenStream());
+    if (!candidates.length) return 'full';
     const min = Math.min(...candidates.map((c) => c.mux.activeStreams));
     const least = candidates.filter((c) => c.mux.activeStreams === min);
     const conn = least[this.#rr++ % least.length];

@@ -15,7 +15,7 @@ export function upgradeToken(req: IncomingMessage): string | undefined {
 export function rejectUpgrade(socket: Duplex, err: OcteliumError): void {
   if (socket.destroyed) return;
   const body = JSON.stringify(err.toJSON());
-  const reason = err.httpStatus === 401 ? 'Unauthorized' : err.httpStatus === 503 ? 'Service Unavailable' : 'Error';
+  const reason = { 401: 'Unauthorized', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable' }[err.httpStatus] ?? 'Error';
   const lines = [
     `HTTP/1.1 ${err.httpStatus} ${reason}`,
     'Content-Type: application/json',

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { WebSocket } from 'ws';
 import {
-  FrameType, MAX_FRAME_BYTES, TUNNEL_PROTOCOL_VERSIONS, TunnelMux, WebSocketTransport, isErrorBody, normalizeUpstreamURL,
+  FrameType, MAX_FRAME_BYTES, TUNNEL_PROTOCOL_VERSIONS, TunnelBudget, TunnelMux, WebSocketTransport, isErrorBody, normalizeUpstreamURL,
   type TunnelStream,
   type AcceptedService, type GoAwayMessage, type HelloMessage, type TransportCloseInfo, type WelcomeMessage,
 } from '@octelium-ts/shared';
@@ -29,6 +29,8 @@ export interface DialOptions {
   handshakeTimeoutMs?: number;
   /** Streams that may be open at once on the connection (TunnelMuxOptions.maxStreams). */
   maxStreams?: number;
+  /** The connection's buffer budget (TunnelMuxOptions.budget); default DEFAULT_CONNECTION_BUFFER_BYTES. */
+  maxBufferedBytes?: number;
   /**
    * Streams the hub opens. Installed before HELLO goes out, because the first request may arrive in the same socket
    * read as WELCOME; `session.accepted` is already up to date when it is called.
@@ -102,7 +104,8 @@ async function handshake(ws: WebSocket, opts: DialOptions, timeoutMs: number, ht
     throw httpFailure() ?? new DialError('NETWORK', `cannot open the tunnel at ${opts.url}: ${(err as Error).message}`);
   }
 
-  const mux = new TunnelMux(transport, { role: 'client', maxStreams: opts.maxStreams });
+  const budget = opts.maxBufferedBytes ? new TunnelBudget(opts.maxBufferedBytes) : undefined;
+  const mux = new TunnelMux(transport, { role: 'client', maxStreams: opts.maxStreams, budget });
   let goAway: GoAwayMessage | undefined;
   const ended = new Promise<SessionEnd>((resolve) => {
     mux.onclose = (info) => resolve({ ...info, goAway });

@@ -53,6 +53,11 @@ export interface AgentOptions {
    * TOO_MANY_STREAMS (a 502 at the gateway). Default DEFAULT_MAX_STREAMS (16 384).
    */
   maxStreams?: number;
+  /**
+   * Bytes the tunnel's streams may hold in this process (received and unread, unsent, heads); a stream that needs more
+   * is reset with OVER_BUDGET. Default DEFAULT_CONNECTION_BUFFER_BYTES (256 MiB).
+   */
+  maxBufferedBytes?: number;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -186,6 +191,7 @@ class ConnectAgent extends EventEmitter implements AgentHandle {
           },
           heartbeat: this.#opts.heartbeat,
           maxStreams: this.#opts.maxStreams,
+          maxBufferedBytes: this.#opts.maxBufferedBytes,
           signal,
           onstream: (stream, s) => {
             this.#served++;

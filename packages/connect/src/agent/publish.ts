@@ -6,6 +6,9 @@ import {
 } from '@octelium-ts/shared';
 import { checkLocalRequest, localRequestGuard, type LocalRequestGuard } from './local-request-guard.js';
 
+/** RESET codes that mean "not now" rather than "failed": answered with 503. */
+const OVERLOADED = new Set(['OVER_BUDGET', 'TOO_MANY_STREAMS']);
+
 /** `-p SVC:PORT` or `-p SVC:HOST:PORT` (HOST may be `[v6]`). */
 export interface PublishSpec { service: string; host?: string; port: number }
 
@@ -114,6 +117,9 @@ export class PublishListener {
       head = await stream.responseHead;
     } catch (err) {
       const reason = err instanceof TunnelStreamError ? err.reason : (err as Error).message;
+      if (err instanceof TunnelStreamError && OVERLOADED.has(err.code)) {
+        return sendError(res, new OcteliumError('UNREACHABLE', `the tunnel is at its limit (${err.code}: ${reason}); retry later`));
+      }
       return sendError(res, new OcteliumError('UPSTREAM_FAILED', `the cluster could not complete the request for ${this.spec.service}: ${reason}`));
     }
     if (res.destroyed) return;

@@ -168,6 +168,7 @@ export type ResponseHead = z.infer<typeof ResponseHeadSchema>;
 
 export const RESET_CODES = [
   'CANCEL', 'REFUSED', 'UPSTREAM_FAILED', 'FLOW_CONTROL', 'PROTOCOL', 'INTERNAL', 'CONNECTION_LOST', 'TOO_MANY_STREAMS',
+  'OVER_BUDGET',
 ] as const;
 export type ResetCode = (typeof RESET_CODES)[number];
 export const ResetSchema = z.object({ code: z.string(), reason: z.string().optional() });

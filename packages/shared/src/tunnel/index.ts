@@ -4,6 +4,7 @@ export * from './frames.js';
 export * from './transport.js';
 export * from './ws-transport.js';
 export * from './memory-transport.js';
+export * from './budget.js';
 export * from './stream.js';
 export * from './mux.js';
 export * from './http.js';

@@ -5,6 +5,7 @@ import {
   type ControlFrameType, type Frame, type GoAwayMessage, type RequestHead,
 } from './frames.js';
 import type { z } from 'zod';
+import { DEFAULT_CONNECTION_BUFFER_BYTES, TunnelBudget } from './budget.js';
 import { TunnelStream, type StreamHost } from './stream.js';
 import type { TransportCloseInfo, TunnelTransport } from './transport.js';
 
@@ -29,6 +30,12 @@ export interface TunnelMuxOptions {
    * Default DEFAULT_MAX_STREAMS.
    */
   maxStreams?: number;
+  /**
+   * What this connection's streams may hold in memory (received and unread, accepted and unsent, heads). A new stream
+   * needs room for a full window; a stream whose data does not fit is reset with OVER_BUDGET. Default: a budget of
+   * DEFAULT_CONNECTION_BUFFER_BYTES of its own. The hub passes one per agent under its cluster-wide one.
+   */
+  budget?: TunnelBudget;
 }
 
 /**
@@ -51,6 +58,7 @@ export class TunnelMux {
   readonly #streams = new Map<number, TunnelStream>();
   readonly #host: StreamHost;
   readonly #maxStreams: number;
+  readonly #budget: TunnelBudget;
   #nextId: number;
   #lastPeerId = 0;
   #blocked = false;
@@ -64,12 +72,15 @@ export class TunnelMux {
     this.#nextId = opts.role === 'client' ? 1 : 2;
     this.#maxStreams = opts.maxStreams ?? DEFAULT_MAX_STREAMS;
     const streamWindow = opts.streamWindow ?? DEFAULT_STREAM_WINDOW;
+    this.#budget = opts.budget ?? new TunnelBudget(DEFAULT_CONNECTION_BUFFER_BYTES);
+    if (this.#budget.limit < streamWindow) throw new RangeError(`a tunnel budget (${this.#budget.limit}) must hold at least one stream window (${streamWindow})`);
     const maxDataFrame = opts.maxDataFrame ?? MAX_DATA_FRAME;
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const mux = this;
     this.#host = {
       streamWindow,
       maxDataFrame,
+      budget: this.#budget,
       sendControl: (frame) => {
         if (mux.#closed) return;
         if (!mux.transport.send(frame)) mux.#blocked = true;
@@ -105,6 +116,16 @@ export class TunnelMux {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Bytes this connection's streams hold against its budget. */
+  get bufferedBytes(): number {
+    return this.#budget.used;
+  }
+
+  /** Whether the budget has room for one more stream (a full window): opening one beyond it is refused (503). */
+  canOpenStream(): boolean {
+    return !this.#closed && this.#budget.hasRoom(this.#host.streamWindow);
   }
 
   get closeInfo(): TransportCloseInfo | undefined {
@@ -180,9 +201,15 @@ export class TunnelMux {
       if (id % 2 !== peerParity || id <= this.#lastPeerId) throw new TunnelProtocolError(`invalid new stream id ${id}`);
       this.#lastPeerId = id;
       const head = decodeJSONPayload(frame, RequestHeadSchema);
-      const stream = new TunnelStream(this.#host, id, 'remote', head);
+      // Room for its head and a full window (the peer may send that much at once), or it is refused.
+      const fits = this.#budget.hasRoom(this.#host.streamWindow + frame.payload.length);
+      const stream = new TunnelStream(this.#host, id, 'remote', head, fits ? frame.payload.length : 0);
       if (this.#streams.size >= this.#maxStreams || !this.onstream) {
         stream.reset('TOO_MANY_STREAMS', this.onstream ? `more than ${this.#maxStreams} open streams` : 'not accepting streams');
+        return;
+      }
+      if (!fits) {
+        stream.reset('OVER_BUDGET', 'the tunnel buffer budget is exhausted; retry later');
         return;
       }
       this.#streams.set(id, stream);

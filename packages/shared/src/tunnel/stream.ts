@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { Readable, Writable } from 'node:stream';
+import type { TunnelBudget } from './budget.js';
 import { TunnelStreamError } from './errors.js';
 import {
   FrameType, encodeFrame, encodeJSONFrame, encodeWindowFrame,
@@ -10,6 +11,8 @@ import {
 export interface StreamHost {
   readonly streamWindow: number;
   readonly maxDataFrame: number;
+  /** What this connection's streams may hold in memory (see TunnelBudget). */
+  readonly budget: TunnelBudget;
   /** Control-ish frames (heads, END, RESET, WINDOW) are never held back: they are small and unblock peers. */
   sendControl(frame: Buffer): void;
   /** DATA frames; returns false when the connection is backpressured (the frame is still queued). */
@@ -73,8 +76,15 @@ export class TunnelStream extends EventEmitter {
   #pushedEnd = false;
   /** `readable` was destroyed without an error before its end: incoming DATA is discarded (and credited). */
   #readAbandoned = false;
+  // memory accounting (host.budget): everything this stream holds, and the received part of it
+  #charged = 0;
+  #recvCharged = 0;
+  /** Bytes pushed into `readable`; those no longer in its buffer were read by the consumer. */
+  #pushedBytes = 0;
+  #consumedBytes = 0;
 
-  constructor(host: StreamHost, id: number, initiator: 'local' | 'remote', head: RequestHead) {
+  /** `headBytes`: the size of a received head, held for the stream's life and charged to the budget (which has room). */
+  constructor(host: StreamHost, id: number, initiator: 'local' | 'remote', head: RequestHead, headBytes = 0) {
     super();
     this.#host = host;
     this.id = id;
@@ -82,9 +92,11 @@ export class TunnelStream extends EventEmitter {
     this.requestHead = head;
     this.#sendWindow = host.streamWindow;
     this.#recvAllowance = host.streamWindow;
+    if (headBytes > 0 && host.budget.tryCharge(headBytes)) this.#charged += headBytes;
     this.readable = new Readable({
       highWaterMark: 64 * 1024,
       read: () => {
+        this.#releaseConsumed();
         this.#wantRead = true;
         this.#drainQueue();
       },
@@ -98,7 +110,9 @@ export class TunnelStream extends EventEmitter {
       },
     });
     this.writable = new Writable({
-      highWaterMark: 64 * 1024,
+      // No buffer of its own: a producer that respects backpressure hands over one chunk at a time, and that chunk
+      // (#pending) is charged to the budget. A 64 KiB buffer here would hold uncounted bytes on every stalled stream.
+      highWaterMark: 0,
       write: (chunk: Buffer, _enc, cb) => this.#write(chunk, cb),
       final: (cb) => this.#final(cb),
       destroy: (err, cb) => {
@@ -110,7 +124,10 @@ export class TunnelStream extends EventEmitter {
     // 'error' must never take the whole process (and every other stream) down.
     this.readable.on('error', () => {});
     this.writable.on('error', () => {});
-    this.readable.once('end', () => this.#maybeComplete());
+    this.readable.once('end', () => {
+      this.#releaseConsumed();
+      this.#maybeComplete();
+    });
     this.writable.once('finish', () => this.#maybeComplete());
     if (initiator === 'local') {
       this.#responseHead = new Promise<ResponseHead>((resolve, reject) => {
@@ -182,6 +199,14 @@ export class TunnelStream extends EventEmitter {
       this.#returnCredit();
       return;
     }
+    if (!this.#host.budget.tryCharge(payload.length)) {
+      // The peer stayed within its credit; this side is out of memory for tunnels. Dropping this exchange frees what
+      // it held; the others go on.
+      this.reset('OVER_BUDGET', 'the tunnel buffer budget is exhausted');
+      return;
+    }
+    this.#charged += payload.length;
+    this.#recvCharged += payload.length;
     this.#queue.push(payload);
     this.#queuedBytes += payload.length;
     this.#drainQueue();
@@ -230,6 +255,7 @@ export class TunnelStream extends EventEmitter {
       this.#sendWindow -= n;
       this.bytesOut += n;
       p.buf = p.buf.subarray(n);
+      this.#release(n);
     }
     this.#pending = undefined;
     p.cb();
@@ -240,7 +266,10 @@ export class TunnelStream extends EventEmitter {
   #write(chunk: Buffer, cb: (err?: Error | null) => void): void {
     if (this.#closed) return cb(this.error ?? new TunnelStreamError('CANCEL', 'stream closed'));
     if (this.initiator === 'remote' && !this.#responded) return cb(new Error('respond() must be called before writing the body'));
-    this.#pending = { buf: Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk), cb };
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+    if (!this.#host.budget.tryCharge(buf.length)) return cb(new TunnelStreamError('OVER_BUDGET', 'the tunnel buffer budget is exhausted'));
+    this.#charged += buf.length;
+    this.#pending = { buf, cb };
     this._flush();
   }
 
@@ -257,6 +286,7 @@ export class TunnelStream extends EventEmitter {
       const b = this.#queue.shift()!;
       this.#queuedBytes -= b.length;
       this.#unacked += b.length;
+      this.#pushedBytes += b.length;
       this.#wantRead = this.readable.push(b);
     }
     if (this.#remoteEnded && !this.#queue.length && !this.#pushedEnd) {
@@ -274,9 +304,34 @@ export class TunnelStream extends EventEmitter {
     this.#unacked = 0;
   }
 
+  /** Releases what the consumer has read out of `readable` since the last call (it is called from read()/'end'). */
+  #releaseConsumed(): void {
+    const consumed = this.#pushedBytes - this.readable.readableLength;
+    if (consumed <= this.#consumedBytes) return;
+    const n = Math.min(consumed - this.#consumedBytes, this.#recvCharged);
+    this.#consumedBytes = consumed;
+    this.#recvCharged -= n;
+    this.#release(n);
+  }
+
+  #release(n: number): void {
+    const k = Math.min(n, this.#charged);
+    if (k <= 0) return;
+    this.#charged -= k;
+    this.#host.budget.release(k);
+  }
+
+  /** Bytes this stream holds against the budget (for tests and stats). */
+  get chargedBytes(): number {
+    return this.#charged;
+  }
+
   /** `readable` was destroyed without an error before its end (see the class comment). */
   #abandonRead(): void {
     this.#readAbandoned = true;
+    // Whatever was received and not read is dropped with the readable.
+    this.#release(this.#recvCharged);
+    this.#recvCharged = 0;
     // Bytes received but never handed over count as read: credited back like the rest.
     this.#unacked += this.#queuedBytes;
     this.#queue = [];
@@ -300,6 +355,7 @@ export class TunnelStream extends EventEmitter {
       return;
     }
     this.#closed = true;
+    this.#release(this.#charged);
     this.#host.forget(this);
     this.emit('close');
   }
@@ -322,6 +378,7 @@ export class TunnelStream extends EventEmitter {
     this.#pending = undefined;
     this.#queue = [];
     this.#queuedBytes = 0;
+    this.#release(this.#charged);
     this.#host.forget(this);
     if (this.#rejectHead) {
       const reject = this.#rejectHead;
