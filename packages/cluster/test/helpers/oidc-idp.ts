@@ -24,11 +24,12 @@ export async function startOidcIdp(client: { clientId: string; clientSecret: str
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
     pkce: { required: () => true },
     features: { devInteractions: { enabled: true } },
-    async findAccount(_ctx, sub) {
+    async findAccount(_ctx: unknown, sub: string) {
       return { accountId: sub, async claims() { return { sub, email: sub, email_verified: !sub.startsWith('unverified'), name: sub.split('@')[0] }; } };
     },
-    async loadExistingGrant(ctx) {
-      const oidc = ctx.oidc as unknown as { client: { clientId: string }; session: { accountId: string; grantIdFor(id: string): string | undefined }; result?: { consent?: { grantId?: string } }; provider: Provider };
+    async loadExistingGrant(ctx: { oidc: unknown }) {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      const oidc = ctx.oidc as { client: { clientId: string }; session: { accountId: string; grantIdFor(id: string): string | undefined }; result?: { consent?: { grantId?: string } }; provider: { Grant: any } };
       const grantId = oidc.result?.consent?.grantId ?? oidc.session.grantIdFor(oidc.client.clientId);
       if (grantId) return oidc.provider.Grant.find(grantId);
       const grant = new oidc.provider.Grant({ clientId: oidc.client.clientId, accountId: oidc.session.accountId });
