@@ -13,7 +13,8 @@ import type Docker from 'dockerode';
 import { parse } from 'yaml';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { Resource } from '@octelium-ts/shared';
+import { request } from 'undici';
+import { KINDS, type ContainerLogLine, type Resource } from '@octelium-ts/shared';
 import { oauth2Token, SEED_DIR, startTestCluster, user, type TestCluster } from './helpers/testing.js';
 import { mcpImage, removeClusterContainers, requireBinary, requireDocker, startRegistry, type Registry } from './helpers/docker.js';
 import type { ContainerStatus } from '../src/containers/status.js';
@@ -143,6 +144,22 @@ describe('managed containers on Docker', { timeout: 240_000 }, () => {
     console.log(`# tools/call add per replica: ${counts.join(', ')}`);
     assert.equal(counts.length, 3);
     assert.ok(counts.every((n) => n >= 3), `every replica served calls: ${counts}`);
+
+    // Operator view: the STATE column of `octeliumctl get svc`, and the containers' output through the API.
+    assert.equal(KINDS.Service.columns.find((c) => c.header === 'STATE')!.get(await tc.api.get('Service', 'my-mcp')), 'Running 3/3');
+    const lines: ContainerLogLine[] = [];
+    await tc.api.containerLogs('my-mcp', { tail: 200 }, (l) => lines.push(l));
+    assert.equal(new Set(lines.filter((l) => l.text.includes('tools/call add')).map((l) => l.replica)).size, 3, 'logs of all 3 replicas');
+    const followed: ContainerLogLine[] = [];
+    const abort = new AbortController();
+    const following = tc.api.containerLogs('my-mcp', { follow: true, tail: 0 }, (l) => followed.push(l), abort.signal);
+    await new Promise((r) => setTimeout(r, 300));
+    const c2 = await mcpClient('my-mcp');
+    await add(c2, 1, 2);
+    await c2.close();
+    await waitFor('the followed log line', () => followed.some((l) => l.text.includes('tools/call add')) || undefined, 10_000);
+    abort.abort();
+    await following;
   });
 
   test('changing the image tag replaces the replicas with no failed request', async (t) => {
@@ -198,6 +215,39 @@ describe('managed containers on Docker', { timeout: 240_000 }, () => {
     const client = await mcpClient('my-mcp');
     for (let i = 0; i < 6; i++) assert.equal(await add(client, 1, 1), '2');
     await client.close();
+  });
+
+  test('dynamicConfig routes to a second container upstream (two image versions side by side)', async (t) => {
+    if (!docker) return t.skip();
+    const versions = (image: string, v: string) => ({ image, port: 8080, env: [{ name: 'IMAGE_VERSION', value: v }], credentials: { usernamePassword: { username: registry.username, password: { fromSecret: 'ghcr-token' } } } });
+    await tc.api.apply({ resources: [{ kind: 'Service', metadata: { name: 'versions' }, spec: {
+      mode: 'HTTP', isPublic: true,
+      config: { upstream: { container: versions(v1, 'v1') } },
+      dynamicConfig: {
+        configs: [{ name: 'canary', upstream: { container: versions(v2, 'v2') } }],
+        rules: [{ condition: { match: 'ctx.request.http.headers["x-version"] == "v2"' }, configName: 'canary' }],
+      },
+    } } as Resource] } as never);
+    const st = await waitFor('both configs Running', async () => {
+      const s = await statusOf('versions');
+      return s?.state === 'Running' && s.ready === 2 ? s : undefined;
+    });
+    assert.deepEqual(Object.keys(st.configs ?? {}).sort(), ['canary', 'default']);
+    const list = await containersOf('versions');
+    const byConfig = (cfg: string) => list.filter((c) => c.Labels['octelium.io/config'] === cfg).map((c) => c.Id.slice(0, 12));
+    const served = async (headers: Record<string, string>) => {
+      const r = await request(`${tc.cluster.url}/svc/versions/mcp`, {
+        method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'add', arguments: { a: 1, b: 1 } } }),
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+      });
+      assert.equal(r.statusCode, 200);
+      await r.body.dump();
+      return String(r.headers['x-replica']);
+    };
+    assert.deepEqual(byConfig('canary'), [await served({ 'x-version': 'v2' })]);
+    assert.deepEqual(byConfig('default'), [await served({})]);
+    await tc.api.delete('Service', 'versions');
+    await waitFor('versions containers gone', async () => (await containersOf('versions')).length === 0);
   });
 
   test('deleting the Service leaves no container', async (t) => {

@@ -8,6 +8,9 @@ import type {
 } from './api-types.js';
 import type { AccessLog, AccessLogFilter } from './accesslog.js';
 
+/** One line a managed container wrote (GET /api/v1/containerlogs). */
+export interface ContainerLogLine { replica: string; stream: 'stdout' | 'stderr'; text: string }
+
 export interface ApiClientOptions { domain: string; accessToken?: string }
 
 /** Typed client of the control-plane API; every CLI goes through it. */
@@ -91,6 +94,26 @@ export class ApiClient {
     const url = new URL(API_PREFIX + '/accesslogs', this.baseURL);
     url.searchParams.set('follow', 'true');
     for (const [k, v] of Object.entries(filter)) if (v) url.searchParams.set(k, String(v));
+    await this.#events(url, (data) => onLog(JSON.parse(data) as AccessLog), signal);
+  }
+
+  /**
+   * stdout/stderr of a Service's managed containers (`octeliumctl logs --service S --container`): past lines, then
+   * new ones while `follow` holds, until `signal` aborts.
+   */
+  async containerLogs(service: string, opts: { follow?: boolean; tail?: number }, onLine: (l: ContainerLogLine) => void, signal?: AbortSignal): Promise<void> {
+    const url = new URL(API_PREFIX + '/containerlogs', this.baseURL);
+    url.searchParams.set('service', service);
+    if (opts.follow) url.searchParams.set('follow', 'true');
+    if (opts.tail !== undefined) url.searchParams.set('tail', String(opts.tail));
+    await this.#events(url, (data, event) => {
+      if (event === 'error') throw new OcteliumError('UNREACHABLE', `container logs ended: ${(JSON.parse(data) as { message: string }).message}`);
+      onLine(JSON.parse(data) as ContainerLogLine);
+    }, signal);
+  }
+
+  /** Reads a server-sent event stream from the API, one callback per event. */
+  async #events(url: URL, onEvent: (data: string, event: string | undefined) => void, signal?: AbortSignal): Promise<void> {
     let res;
     try {
       res = await request(url, { headers: { authorization: `Bearer ${this.accessToken}`, accept: 'text/event-stream' }, signal });
@@ -109,10 +132,12 @@ export class ApiClient {
         buf += chunk.toString();
         let i;
         while ((i = buf.indexOf('\n\n')) >= 0) {
-          const event = buf.slice(0, i);
+          const block = buf.slice(0, i);
           buf = buf.slice(i + 2);
-          const data = event.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n');
-          if (data) onLog(JSON.parse(data) as AccessLog);
+          const lines = block.split('\n');
+          const data = lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n');
+          const event = lines.find((l) => l.startsWith('event:'))?.slice(6).trim();
+          if (data) onEvent(data, event);
         }
       }
     } catch (err) {

@@ -79,6 +79,17 @@ function serviceUpstreamSummary(s: ServiceSpecT): string {
   return u.url ?? (u.loadbalance ? `${u.loadbalance.endpoints.length} endpoints` : '');
 }
 
+/** A Service's STATE column: `Pending (user/x)`, `Running 3/3`, `Failed 0/1 (pull of image … failed …)`, or `Ready`. */
+function serviceState(r: Resource): string {
+  const st = r.status as { pendingRefs?: string[]; container?: { state: string; replicas: number; ready: number; message?: string } } | undefined;
+  if (st?.pendingRefs?.length) return `Pending (${st.pendingRefs.join(', ')})`;
+  const c = st?.container;
+  if (!c) return 'Ready';
+  const counts = `${c.state} ${c.ready}/${c.replicas}`;
+  if (c.state === 'Running' || !c.message) return counts;
+  return `${counts} (${c.message.length > 80 ? `${c.message.slice(0, 77)}...` : c.message})`;
+}
+
 export const KINDS: Record<KindName, KindDef> = {
   Namespace: {
     kind: 'Namespace', plural: 'namespaces', aliases: ['namespace', 'ns'], spec: NamespaceSpec, applyByDefault: true,
@@ -129,8 +140,8 @@ export const KINDS: Record<KindName, KindDef> = {
       { header: 'MODE', get: (r) => (r.spec as ServiceSpecT).mode },
       { header: 'PUBLIC', get: (r) => Boolean((r.spec as ServiceSpecT).isPublic) },
       { header: 'UPSTREAM', get: (r) => serviceUpstreamSummary(r.spec as ServiceSpecT) },
-      // The API reports references that do not resolve yet (e.g. upstream.user before the User exists).
-      { header: 'STATE', get: (r) => ((r.status as { pendingRefs?: string[] } | undefined)?.pendingRefs?.length ? `Pending (${(r.status as { pendingRefs: string[] }).pendingRefs.join(', ')})` : 'Ready') },
+      // References that do not resolve yet (e.g. upstream.user before the User exists), else managed-container health.
+      { header: 'STATE', get: serviceState },
       { header: 'AGE', get: age },
     ],
     refs: (r) => {

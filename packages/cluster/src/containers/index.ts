@@ -4,5 +4,5 @@ export { selectRuntime, type RuntimeChoice, type SelectedRuntime } from './selec
 export { DockerRuntime, type DockerRuntimeOptions } from './docker/docker-runtime.js';
 export { containerLogsRoute } from './logs-route.js';
 export type { ContainerRuntime, LogLine } from './runtime.js';
-export { aggregateStatus, stateColumn, type ContainerStatus } from './status.js';
+export { aggregateStatus, scrub, type ContainerStatus } from './status.js';
 export * from './workload.js';

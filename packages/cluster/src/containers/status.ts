@@ -32,12 +32,6 @@ export function aggregateStatus(items: Array<{ workload: Workload; view: Workloa
   return out;
 }
 
-/** The STATE column of `octeliumctl get svc` for a Service with containers, e.g. `Running 3/3`, `Failed (…)`. */
-export function stateColumn(s: ContainerStatus): string {
-  const counts = `${s.ready}/${s.replicas}`;
-  return s.state === 'Running' ? `Running ${counts}` : `${s.state} ${counts}${s.message ? ` (${s.message})` : ''}`;
-}
-
 /** Replaces every Secret value (and its base64, as registry auth headers carry it) in a message. */
 export function scrub(message: string, secrets: string[]): string {
   let out = message;
