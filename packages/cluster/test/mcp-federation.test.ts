@@ -197,7 +197,7 @@ describe('federated MCP Service', () => {
       const text = await r.body.text();
       assert.ok(r.statusCode < 500, `${JSON.stringify(b)} → ${r.statusCode} ${text}`);
     }
-    assert.equal(tc.cluster.faults.counts().gateway ?? 0, 0);
+    assert.equal(tc.cluster.faults.counts().get('gateway') ?? 0, 0);
     await c.close();
   });
 });

@@ -136,7 +136,7 @@ export class Federation {
     return (m: MemberState) => {
       let grant = issued.get(m.name);
       if (!grant) {
-        const g = this.d.grants.issue({ principal: ctx.principal!, federated: ctx.service!, member: m.name, requestId: ctx.requestId });
+        const g = this.d.grants.issue({ principal: ctx.principal, federated: ctx.service!, member: m.name, requestId: ctx.requestId });
         ctx.cleanups.push(g.revoke);
         issued.set(m.name, (grant = g.token));
       }
@@ -509,7 +509,7 @@ export class Federation {
       if (!m.client) return;
       let h: HopOptions | undefined = hop?.(m);
       let revoke: (() => void) | undefined;
-      if (!h && principal) {
+      if (!h) {
         const service = this.d.index.get(sess.service)?.service;
         if (!service) return;
         const g = this.d.grants.issue({ principal, federated: service, member: m.name, requestId: 'session-end' });

@@ -7,7 +7,8 @@ import type { GatewayStage } from '../../gateway/deps.js';
 /** The header a member request carries on its loopback hop; never accepted from anywhere else. */
 export const HOP_HEADER = 'x-octelium-federation';
 
-interface Grant { principal: Principal; federated: Resource; member: string; requestId: string }
+/** `principal` is absent on an anonymous federated Service: the hop then carries no identity (members must be anonymous too). */
+interface Grant { principal?: Principal; federated: Resource; member: string; requestId: string }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 
@@ -46,7 +47,7 @@ export class HopGrants {
       const member = ctx.service?.metadata.name;
       // Unknown, foreign or remote: ignored, and the request is authenticated like any other (it has no token).
       if (!g || g.member !== member || !LOOPBACK.has(ctx.req.socket.remoteAddress ?? '')) return;
-      ctx.principal = { ...g.principal, ...(g.principal.audience ? { audience: [memberAudience(member)] } : {}) };
+      if (g.principal) ctx.principal = { ...g.principal, ...(g.principal.audience ? { audience: [memberAudience(member)] } : {}) };
       ctx.federation = { service: g.federated, requestId: g.requestId };
     };
   }
