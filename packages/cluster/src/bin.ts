@@ -86,6 +86,21 @@ program
     process.on('SIGINT', stop);
   });
 
+program
+  .command('demo-mcp')
+  .description('run the demo MCP server (streamable HTTP at /mcp; tools add and subtract) to put behind a Service')
+  .option('--host <host>', 'listen address', '127.0.0.1')
+  .option('--port <n>', 'listen port (0 = ephemeral)', '3001')
+  .addHelpText('after', '\nExample:\n  $ octelium-cluster demo-mcp --port 3001     # then upstream: {url: "http://127.0.0.1:3001"}')
+  .action(async (o: { host: string; port: string }) => {
+    const { startDemoMcpServer } = await import('./demo/mcp-demo-server.js');
+    const server = await startDemoMcpServer({ host: o.host, port: Number(o.port) });
+    console.log(`demo MCP server listening on ${server.url}/mcp (tools: add, subtract)`);
+    const stop = () => void server.close().then(() => process.exit(0));
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+
 await program.parseAsync(process.argv).catch((err: Error) => {
   console.error(`octelium-cluster: ${err.message}`);
   process.exit(1);

@@ -6,7 +6,7 @@ export interface CliAuthOptions { domain?: string; authToken?: string; accessTok
 
 /** `--domain`, else OCTELIUM_DOMAIN, else the last domain logged in to. */
 export function resolveDomain(opts: { domain?: string }): string {
-  const d = opts.domain ?? process.env.OCTELIUM_DOMAIN ?? lastDomain();
+  const d = opts.domain || process.env.OCTELIUM_DOMAIN || lastDomain(); // an empty variable counts as unset
   if (!d) throw new OcteliumError('INVALID_ARGUMENT', 'no cluster domain: pass --domain or set OCTELIUM_DOMAIN (e.g. localhost:8090)');
   return d;
 }
@@ -19,12 +19,12 @@ export function resolveDomain(opts: { domain?: string }): string {
 export async function authenticatedClient(opts: CliAuthOptions): Promise<ApiClient> {
   const domain = resolveDomain(opts);
   const client = new ApiClient({ domain });
-  const accessToken = opts.accessToken ?? process.env.OCTELIUM_ACCESS_TOKEN;
+  const accessToken = opts.accessToken || process.env.OCTELIUM_ACCESS_TOKEN;
   if (accessToken) {
     client.accessToken = accessToken;
     return client;
   }
-  const authToken = opts.authToken ?? process.env.OCTELIUM_AUTH_TOKEN;
+  const authToken = opts.authToken || process.env.OCTELIUM_AUTH_TOKEN;
   if (authToken) {
     client.accessToken = (await client.login(authToken)).accessToken;
     return client;
