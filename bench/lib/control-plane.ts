@@ -61,7 +61,7 @@ async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
 }
 
 /** ms from spawn until a file appears (then the process is stopped, and waited for) or until it exits 0. */
-function spawnTimed(cmd: string, args: string[], until: { file?: string; exit?: boolean }): Promise<number> {
+export function spawnTimed(cmd: string, args: string[], until: { file?: string; exit?: boolean }): Promise<number> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const p = spawn(cmd, args, { cwd: REPO_ROOT, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
