@@ -25,7 +25,12 @@ async function pingDocker(docker: Docker): Promise<{ ok: true; version: string }
  */
 export async function selectRuntime(choice: RuntimeChoice | undefined, clusterId: string, opts: { docker?: Partial<DockerRuntimeOptions> } = {}): Promise<SelectedRuntime> {
   if (choice === 'none') return { reason: 'container runtime: none (--container-runtime none); Services with upstream.container stay Pending and get 503' };
-  if (choice === 'kubernetes') throw new Error('--container-runtime kubernetes is not implemented yet');
+  if (choice === 'kubernetes') {
+    // Loaded only when asked for: @kubernetes/client-node is large and most clusters run Docker or nothing.
+    const { KubernetesRuntime } = await import('./kubernetes/kube-runtime.js');
+    const runtime = KubernetesRuntime.fromEnvironment(clusterId);
+    return { runtime, reason: `container runtime: kubernetes (--container-runtime kubernetes; ${runtime.describe()}; not yet verified against a live cluster)` };
+  }
   const docker = opts.docker?.docker ?? new Docker();
   const ping = await pingDocker(docker);
   const where = dockerAddress(docker);
