@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { OcteliumError } from '@octelium-ts/shared';
+import { asOcteliumError, writeError } from '../server/render-error.js';
 
 export const MAX_API_BODY = 32 * 1024 * 1024;
 
@@ -10,10 +11,9 @@ export function sendJSON(res: ServerResponse, status: number, body: unknown, hea
 }
 
 export function sendError(res: ServerResponse, err: unknown, headers: Record<string, string> = {}): void {
-  const e = err instanceof OcteliumError ? err : new OcteliumError('INTERNAL', 'internal error');
   if (!(err instanceof OcteliumError)) console.error('internal error:', err);
   if (res.headersSent) return void res.destroy();
-  sendJSON(res, e.httpStatus, e.toJSON(), headers);
+  writeError(res, asOcteliumError(err), { headers });
 }
 
 export async function readBody(req: IncomingMessage, limit = MAX_API_BODY): Promise<Buffer> {

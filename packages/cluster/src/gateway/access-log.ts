@@ -12,7 +12,7 @@ export function buildAccessLog(ctx: GatewayContext): AccessLog {
   // A plugin that answered with an error status (Lua exit, ExtProc immediate 403, direct 4xx) denied the request;
   // so did one that failed (its condition or its code): plugins fail closed, the request never went upstream.
   const pluginDenied = ctx.responseStatus >= 400 && ctx.plugins.some((p) => p.outcome === 'responded' || p.outcome === 'exit' || p.outcome === 'error');
-  const allowed = !pluginDenied && (!ctx.error || !['OCT_ERR_UNAUTHENTICATED', 'OCT_ERR_POLICY_DENIED', 'OCT_ERR_SERVICE_NOT_PUBLIC', 'OCT_ERR_PERMISSION_DENIED', 'OCT_ERR_PLUGIN_EXIT', 'OCT_ERR_ORIGIN_NOT_ALLOWED', 'OCT_ERR_INSUFFICIENT_SCOPE', 'OCT_ERR_MCP_SESSION_NOT_FOUND'].includes(ctx.error.code));
+  const allowed = !pluginDenied && !ctx.error?.isDenial;
   const userRef = ctx.principal ? refOf(ctx.principal.user) : undefined;
   const serviceRef = ctx.service ? refOf(ctx.service) : ref('Service', ctx.serviceName);
   const reason = ctx.decision?.reason ?? (ctx.error && !allowed ? { type: ctx.error.code === 'OCT_ERR_UNAUTHENTICATED' ? 'UNAUTHENTICATED' : 'TYPE_UNKNOWN_REASON', details: { message: ctx.error.message } } : ctx.anonymous ? { type: 'ANONYMOUS' } : { type: 'TYPE_UNKNOWN_REASON' });

@@ -1,11 +1,6 @@
 import { OcteliumError } from '@octelium-ts/shared';
 import type { GatewayContext } from './context.js';
-
-/** JSON-RPC error codes: the spec's own where one fits, else the -32000 "server error" range. */
-function jsonRpcCode(e: OcteliumError): number {
-  if (e.code === 'OCT_ERR_INVALID_JSON') return -32700;
-  return -32000 - (e.httpStatus % 100) - (e.httpStatus >= 500 ? 50 : 0);
-}
+import { renderError } from '../server/render-error.js';
 
 /**
  * Writes a gateway error: HTTP status from the error, `WWW-Authenticate` on 401, and a JSON-RPC error
@@ -23,19 +18,11 @@ export function renderGatewayError(ctx: GatewayContext, err: OcteliumError, extr
   }
   ctx.responseStatus = err.httpStatus;
   ctx.responded = true;
-  const headers: Record<string, string> = { 'content-type': 'application/json', 'cache-control': 'no-store', ...extraHeaders };
-  if (err.httpStatus === 401) headers['www-authenticate'] ??= 'Bearer realm="octelium"';
-  // The rest of an over-size body is not worth reading: close instead of draining it for keep-alive.
-  if (err.httpStatus === 413) headers.connection = 'close';
-  const body = ctx.jsonRpcId !== undefined
-    ? { jsonrpc: '2.0', id: ctx.jsonRpcId, error: { code: jsonRpcCode(err), message: err.message, data: { code: err.code, httpStatus: err.httpStatus } } }
-    : err.toJSON();
-  const text = JSON.stringify(body);
-  headers['content-length'] = String(Buffer.byteLength(text));
+  const r = renderError(err, { jsonRpcId: ctx.jsonRpcId, headers: extraHeaders });
   ctx.responseContentType = 'application/json';
-  ctx.responseBytes = Buffer.byteLength(text);
-  res.writeHead(err.httpStatus, headers);
-  res.end(text);
+  ctx.responseBytes = r.text.length;
+  res.writeHead(r.status, r.headers);
+  res.end(r.text);
 }
 
 /** Extracts a JSON-RPC id from a body, if it is a JSON-RPC request (or a batch: the first id). */

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { API_PREFIX, OcteliumError } from '@octelium-ts/shared';
 import { sendError } from '../api/http-util.js';
 import { parseRequestTarget } from './request-target.js';
+import { rawErrorResponse } from './render-error.js';
 import type { Faults } from './faults.js';
 import type { ListenerLimits } from './limits.js';
 
@@ -18,13 +19,10 @@ export interface Handlers {
   routes?: Map<string, (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>>;
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 408: 'Request Timeout', 414: 'URI Too Long', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error' };
-
 /** An error answer written straight to a socket (parser errors, upgrades): JSON body, then close. */
 export function writeRawError(socket: Duplex, err: OcteliumError): void {
   if (socket.destroyed || !socket.writable) return void socket.destroy();
-  const body = JSON.stringify(err.toJSON());
-  socket.end(`HTTP/1.1 ${err.httpStatus} ${STATUS_TEXT[err.httpStatus] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  socket.end(rawErrorResponse(err));
   // A client that never reads must not keep the socket.
   setTimeout(() => socket.destroy(), 1000).unref();
 }
