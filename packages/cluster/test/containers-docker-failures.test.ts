@@ -81,6 +81,8 @@ describe('managed containers: bad input', { timeout: 180_000 }, () => {
     await tc?.close();
     if (tc) await removeClusterContainers(docker, tc.cluster.containers.clusterId);
     await registry?.stop();
+    // Tags the runtime pulled from this run's registry (the image itself stays cached under its content-hash tag).
+    for (const ref of [good, remoteOnly]) if (ref) await docker.getImage(ref).remove({ noprune: true }).catch(() => undefined);
   });
 
   test('each failure is a clear Failed status, a JSON-RPC 503, and leaves no container behind', async (t) => {

@@ -93,6 +93,8 @@ describe('managed containers on Docker', { timeout: 240_000 }, () => {
     await tc?.close();
     if (tc) console.log(`# removed ${await removeClusterContainers(docker, tc.cluster.containers.clusterId)} leftover containers`);
     await registry?.stop();
+    // Tags the runtime pulled from this run's registry (the image itself stays cached under its content-hash tag).
+    for (const ref of [v1, v2]) if (ref) await docker.getImage(ref).remove({ noprune: true }).catch(() => undefined);
   });
 
   test('the seed container Service pulls with the Secret, runs, serves add through the gateway, with its limits', async (t) => {

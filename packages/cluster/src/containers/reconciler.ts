@@ -115,7 +115,8 @@ export class ContainerReconciler {
     for (const u of this.#unsubscribe) u();
     for (const t of this.#timers) clearTimeout(t);
     this.#abort.abort();
-    await this.idle();
+    // A pull from a slow registry cannot be interrupted: wait a little for running steps, never for ever.
+    await Promise.race([this.idle(), new Promise((r) => setTimeout(r, 2_000).unref())]);
     await this.runtime?.close();
   }
 
