@@ -226,7 +226,7 @@ describe('streaming', () => {
 
 describe('upstream credentials and headers', () => {
   test('the upstream sees the Secret bearer, never the client token; header edits apply; Secret changes apply live', async () => {
-    const call = () => request(`${tc.cluster.url}/svc/bearer/api?q=1`, { headers: { authorization: `Bearer ${aliceToken}`, 'x-debug': '1', cookie: 'session=abc' } });
+    const call = () => request(`${tc.cluster.url}/svc/bearer/api?q=1`, { headers: { authorization: `Bearer ${aliceToken}`, 'x-debug': '1', cookie: 'session=abc; octelium_auth=leaked; theme=dark' } });
     const res = await call();
     assert.equal(res.statusCode, 200);
     await res.body.dump();
@@ -238,7 +238,8 @@ describe('upstream credentials and headers', () => {
     assert.equal(seenReq.headers.authorization, 'Bearer upstream-secret-v1');
     assert.equal(seenReq.headers['x-env'], 'prod');
     assert.equal(seenReq.headers['x-debug'], undefined);
-    assert.equal(seenReq.headers.cookie, undefined);
+    // The app's own cookies pass; the cluster's Session cookie never leaves the cluster.
+    assert.equal(seenReq.headers.cookie, 'session=abc; theme=dark');
     await tc.api.update({ apiVersion: 'core/v1', kind: 'Secret', metadata: { name: 'up-key' }, spec: {}, data: { value: 'upstream-secret-v2' } });
     await (await call()).body.dump();
     assert.equal(echo.requests.at(-1)!.headers.authorization, 'Bearer upstream-secret-v2');

@@ -1,11 +1,21 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import { AUTH_COOKIE } from '../web/cookies.js';
 
 /** RFC 9110 §7.6.1 connection-specific headers, plus proxy credentials. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection', 'http2-settings']);
 
 /** Client credentials for the gateway itself: never forwarded upstream (design.md §2). */
-const CLIENT_CREDENTIALS = new Set(['authorization', 'x-octelium-auth', 'cookie']);
+const CLIENT_CREDENTIALS = new Set(['authorization', 'x-octelium-auth']);
+
+/**
+ * The client's cookies minus the cluster's own Session cookie: a web app behind a Service keeps its cookies, and
+ * `octelium_auth` never leaves the cluster (Octelium likewise removes only its own cookie).
+ */
+function cookiesForUpstream(v: string | string[]): string | undefined {
+  const kept = (Array.isArray(v) ? v.join('; ') : v).split(';').map((c) => c.trim()).filter((c) => c && !c.startsWith(`${AUTH_COOKIE}=`));
+  return kept.length ? kept.join('; ') : undefined;
+}
 
 function connectionListed(connection: string | string[] | undefined): Set<string> {
   const v = Array.isArray(connection) ? connection.join(',') : connection ?? '';
@@ -33,6 +43,11 @@ export function upstreamRequestHeaders(req: IncomingMessage, trustedProxyHops = 
   for (const [k, v] of Object.entries(h)) {
     if (v === undefined || HOP_BY_HOP.has(k) || CLIENT_CREDENTIALS.has(k) || listed.has(k) || k === 'host' || k === 'content-length') continue;
     if (FORWARDING.has(k) && trustedProxyHops === 0) continue;
+    if (k === 'cookie') {
+      const kept = cookiesForUpstream(v);
+      if (kept) out.cookie = kept;
+      continue;
+    }
     out[k] = v;
   }
   const peer = req.socket.remoteAddress ?? '';

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { API_PREFIX, OcteliumError } from '@octelium-ts/shared';
 import { sendError } from '../api/http-util.js';
 import { parseRequestTarget } from './request-target.js';
-import { rawErrorResponse } from './render-error.js';
+import { writeRawError } from './render-error.js';
 import type { Faults } from './faults.js';
 import type { ListenerLimits } from './limits.js';
 
@@ -19,13 +19,6 @@ export interface Handlers {
   routes?: Map<string, (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>>;
 }
 
-/** An error answer written straight to a socket (parser errors, upgrades): JSON body, then close. */
-export function writeRawError(socket: Duplex, err: OcteliumError): void {
-  if (socket.destroyed || !socket.writable) return void socket.destroy();
-  socket.end(rawErrorResponse(err));
-  // A client that never reads must not keep the socket.
-  setTimeout(() => socket.destroy(), 1000).unref();
-}
 
 /** What Node's HTTP parser reports (`clientError`) as the status the client gets. */
 function parserError(err: NodeJS.ErrnoException): OcteliumError {

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { OcteliumError } from '@octelium-ts/shared';
 
 /**
@@ -33,6 +34,14 @@ const REASON: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized'
 export function rawErrorResponse(err: OcteliumError, headers: Record<string, string> = {}): string {
   const r = renderError(err, { headers: { ...headers, connection: 'close' } });
   return `HTTP/1.1 ${r.status} ${REASON[r.status] ?? 'Error'}\r\n${Object.entries(r.headers).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n${r.text}`;
+}
+
+/** An error answer written straight to a socket (parser errors, refused upgrades): JSON body, then close. */
+export function writeRawError(socket: Duplex, err: OcteliumError): void {
+  if (socket.destroyed || !socket.writable) return void socket.destroy();
+  socket.end(rawErrorResponse(err));
+  // A client that never reads must not keep the socket.
+  setTimeout(() => socket.destroy(), 1000).unref();
 }
 
 /** Anything thrown that is not an OcteliumError is an internal error: the client learns nothing about it. */
