@@ -1,5 +1,4 @@
-import { stringify } from 'yaml';
-import { KINDS, type KindName, type Resource } from '@octelium-ts/shared';
+import { KINDS, toYaml, type KindName, type Resource } from '@octelium-ts/shared';
 
 export type OutputFormat = 'table' | 'yaml' | 'json';
 
@@ -19,7 +18,7 @@ export function table(headers: string[], rows: unknown[][]): string {
 /** A list in yaml/json form re-applies as is: `kind: List` + items, which `apply` expands. */
 export function formatResources(kind: KindName, items: Resource[], single: boolean, format: OutputFormat): string {
   if (format === 'json') return JSON.stringify(single ? items[0] : { apiVersion: 'core/v1', kind: 'List', items }, null, 2);
-  if (format === 'yaml') return stringify(single ? items[0] : { apiVersion: 'core/v1', kind: 'List', items }).trimEnd();
+  if (format === 'yaml') return toYaml(single ? items[0] : { apiVersion: 'core/v1', kind: 'List', items }).trimEnd();
   if (!items.length) return `No ${KINDS[kind].plural} found`;
   const cols = KINDS[kind].columns;
   return table(cols.map((c) => c.header), items.map((r) => cols.map((c) => c.get(r))));

@@ -1,4 +1,3 @@
-import { request } from 'undici';
 import { clusterURL, API_PREFIX } from './cluster-info.js';
 import { OcteliumError, errorFromBody, isErrorBody } from './errors.js';
 import { KINDS, type KindName } from './kinds.js';
@@ -7,6 +6,9 @@ import type {
   ApplyRequest, ApplyResponse, CreateCredentialResponse, ListResponse, LoginResponse, WhoAmIResponse,
 } from './api-types.js';
 import type { AccessLog, AccessLogFilter } from './accesslog.js';
+
+/** undici loads with the first request, not at import: `--help` and argument errors never need it (start-up budget). */
+const request: typeof import('undici').request = async (...args) => (await import('undici')).request(...args);
 
 /** One line a managed container wrote (GET /api/v1/containerlogs). */
 export interface ContainerLogLine { replica: string; stream: 'stdout' | 'stderr'; text: string }

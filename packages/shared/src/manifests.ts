@@ -1,4 +1,15 @@
-import { LineCounter, parseAllDocuments, type Document } from 'yaml';
+import { createRequire } from 'node:module';
+import type { Document, LineCounter } from 'yaml';
+
+/** yaml loads on the first parse, not at import (start-up budget: `octeliumctl --help` never parses). Its CommonJS
+ * entry is required so that the parser stays synchronous. */
+let yaml: typeof import('yaml') | undefined;
+const loadYaml = () => (yaml ??= createRequire(import.meta.url)('yaml') as typeof import('yaml'));
+
+/** YAML text of a value (`-o yaml`), with the same lazily loaded yaml. */
+export function toYaml(value: unknown): string {
+  return loadYaml().stringify(value);
+}
 import type { Resource } from './resource.js';
 import { formatPath, validateResource, type PathSegment } from './validate.js';
 
@@ -29,6 +40,7 @@ function lineOf(doc: Document, lc: LineCounter, path: PathSegment[]): number | u
  * resource and every error, and decide (apply is all-or-nothing per invocation).
  */
 export function parseManifests(text: string, file: string): { docs: ManifestDoc[]; errors: ManifestError[] } {
+  const { LineCounter, parseAllDocuments } = loadYaml();
   const lc = new LineCounter();
   const docs: ManifestDoc[] = [];
   const errors: ManifestError[] = [];

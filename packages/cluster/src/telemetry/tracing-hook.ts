@@ -1,15 +1,11 @@
 import { performance } from 'node:perf_hooks';
-import { ROOT_CONTEXT, TraceFlags, defaultTextMapGetter, defaultTextMapSetter, isSpanContextValid, trace } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { RandomIdGenerator } from '@opentelemetry/sdk-trace-base';
+import { createRequire } from 'node:module';
 import type { GatewayContext } from '../gateway/context.js';
 import type { GatewayHooks } from '../gateway/deps.js';
 import type { ExportItem } from './export-item.js';
 import type { OtlpWorkerClient } from './otlp-client.js';
 import { serializeLog } from '../accesslog/serialize.js';
 
-const propagator = new W3CTraceContextPropagator();
-const idGenerator = new RandomIdGenerator();
 const nowMs = () => performance.timeOrigin + performance.now();
 
 type RequestSpan = NonNullable<ExportItem['span']>;
@@ -22,6 +18,12 @@ type RequestSpan = NonNullable<ExportItem['span']>;
  * AccessLog JSON to the OTLP worker, where the SDK builds, batches and exports the span and the log record.
  */
 export function tracingHooks(client: OtlpWorkerClient, o: { logs: boolean; traces: boolean }): GatewayHooks {
+  // OpenTelemetry loads only here, when OTLP export is configured: a cluster without it starts faster (docs/performance.md,
+  // start-up). Their CommonJS entries keep this function synchronous.
+  const require = createRequire(import.meta.url);
+  const { ROOT_CONTEXT, TraceFlags, defaultTextMapGetter, defaultTextMapSetter, isSpanContextValid, trace } = require('@opentelemetry/api') as typeof import('@opentelemetry/api');
+  const propagator = new (require('@opentelemetry/core') as typeof import('@opentelemetry/core')).W3CTraceContextPropagator();
+  const idGenerator = new (require('@opentelemetry/sdk-trace-base') as typeof import('@opentelemetry/sdk-trace-base')).RandomIdGenerator();
   const spans = new WeakMap<GatewayContext, RequestSpan>();
   return {
     onRequest(ctx) {

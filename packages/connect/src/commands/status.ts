@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { stringify } from 'yaml';
-import { authenticatedClient, resolveDomain } from '@octelium-ts/shared';
+import { authenticatedClient, resolveDomain, toYaml } from '@octelium-ts/shared';
 import { readConnectState } from '../agent/state.js';
 
 export function registerStatus(program: Command): void {
@@ -20,6 +19,6 @@ export function registerStatus(program: Command): void {
         // The local `octelium connect` agent, from the state file it keeps up to date.
         connect: readConnectState(domain) ?? { state: 'not running' },
       };
-      console.log(o.out === 'json' ? JSON.stringify(status, null, 2) : stringify(status).trimEnd());
+      console.log(o.out === 'json' ? JSON.stringify(status, null, 2) : toYaml(status).trimEnd());
     });
 }
