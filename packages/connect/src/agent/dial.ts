@@ -63,10 +63,9 @@ export async function dialTunnel(opts: DialOptions): Promise<TunnelSession> {
     perMessageDeflate: false,
     maxPayload: MAX_FRAME_BYTES,
     handshakeTimeout: timeoutMs,
-    // RFC 6455 masking protects intermediaries from *browser* scripts choosing payload bytes; this agent is not a
-    // browser and production tunnels are wss://. An all-zero key lets ws skip the per-byte XOR, which was 35–64 % of
-    // tunnel CPU on bulk transfers without bufferutil (docs/performance.md, T2).
-    generateMask: (mask: Buffer) => void mask.fill(0),
+    // Masking keys are ws's own: fresh and unpredictable per frame, as RFC 6455 §5.3 requires of a client. The XOR
+    // that made them expensive (docs/performance.md, T2) runs in native code: `bufferutil` is a dependency, and ws
+    // loads it when it can resolve it.
   });
   let httpFailure: DialError | undefined;
   ws.on('unexpected-response', (_req: unknown, res: IncomingMessage) => {

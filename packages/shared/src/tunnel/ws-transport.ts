@@ -15,6 +15,8 @@ export interface WebSocketLike {
   terminate(): void;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   on(event: string, listener: (...args: any[]) => void): unknown;
+  /** ws's underlying socket (its own name): corked for a tick so that many small frames leave in one write. */
+  readonly _socket?: { cork(): void; uncork(): void } | null;
 }
 
 const CONNECTING = 0;
@@ -46,6 +48,7 @@ export class WebSocketTransport implements TunnelTransport {
   #needDrain = false;
   #closed = false;
   #closeOverride?: TransportCloseInfo;
+  #corked = false;
 
   constructor(ws: WebSocketLike, opts: WebSocketTransportOptions = {}) {
     this.#ws = ws;
@@ -99,6 +102,7 @@ export class WebSocketTransport implements TunnelTransport {
 
   send(frame: Buffer): boolean {
     if (this.#closed || this.#ws.readyState !== OPEN) return false;
+    this.#coalesce();
     this.#ws.send(frame, (err) => {
       if (err) return; // the socket is going down; 'close' reports it
       if (this.#needDrain && this.#ws.bufferedAmount <= this.#low) {
@@ -111,6 +115,22 @@ export class WebSocketTransport implements TunnelTransport {
       return false;
     }
     return true;
+  }
+
+  /**
+   * The frames of one tick (a response head and its first DATA, many streams' WINDOW_UPDATEs …) leave in one
+   * socket write: the socket stays corked until the next tick, when Node flushes everything queued with one writev.
+   * ws corks and uncorks around each message itself; corking nests, so its uncork does not flush early.
+   */
+  #coalesce(): void {
+    const socket = this.#ws._socket;
+    if (this.#corked || !socket) return;
+    this.#corked = true;
+    socket.cork();
+    process.nextTick(() => {
+      this.#corked = false;
+      socket.uncork();
+    });
   }
 
   close(code = 1000, reason = ''): void {
