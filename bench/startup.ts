@@ -16,10 +16,13 @@ const runs = Number(argValue('runs') ?? 5);
 const bin = (name: string) => join(REPO_ROOT, 'node_modules/.bin', name);
 if (spawnSync(process.execPath, [join(REPO_ROOT, 'scripts/build.mjs')], { stdio: 'inherit' }).status !== 0) process.exit(1);
 
-const times = { node: [] as number[], help: [] as number[], start: [] as number[] };
+const times = { node: [] as number[], help: [] as number[], start: [] as number[], tsx: [] as number[] };
+// Reference: the same CLI run from its TypeScript sources through tsx, as the bins did before dist/ existed.
+const tsxHelp = ['--conditions=octelium-source', '--import', 'tsx', join(REPO_ROOT, 'packages/ctl/src/bin.ts'), '--help'];
 for (let i = 0; i < runs; i++) {
   times.node.push(await spawnTimed(process.execPath, ['-e', '0'], { exit: true }));
   times.help.push(await spawnTimed(bin('octeliumctl'), ['--help'], { exit: true }));
+  times.tsx.push(await spawnTimed(process.execPath, tsxHelp, { exit: true }));
   const dir = mkdtempSync(join(tmpdir(), 'octelium-startup-'));
   times.start.push(await spawnTimed(bin('octelium-cluster'), ['start', '--data-dir', dir, '--port', '0'], { file: join(dir, 'cluster.json') }));
   await sleep(200); // let the stopped cluster finish closing before the next run
@@ -36,4 +39,5 @@ console.log(mdTable(['command', 'median ms', 'over node -e 0', 'budget ms', 'run
   row('node -e 0', times.node),
   row('octeliumctl --help', times.help, 150),
   row('octelium-cluster start (empty data dir → listening)', times.start, 300),
+  row('(reference) octeliumctl --help from sources via tsx', times.tsx),
 ]));
