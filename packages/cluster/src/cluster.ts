@@ -157,6 +157,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     identity, keys, store, sql: backing.sql, issuer: clusterUrl, limits: opts.oauth?.limits,
     cimdAllowLoopbackHttp: opts.oauth?.cimdAllowLoopbackHttp ?? process.env.OCTELIUM_DEV_CIMD_ALLOW_LOOPBACK_HTTP === '1',
     protectedResourceMetadata: (req, res, u) => mcp.protectedResourceMetadata(req, res, u),
+    human: { idps: human.idps, browser: human.browser },
   });
   const mcp = registerMcp({ deps, index, policy, resources: authz.resources, clusterUrl, selfURL: () => selfURL });
   onClose.push(() => authz.close(), () => mcp.close(), () => human.close());

@@ -192,15 +192,15 @@ describe('MCP authorization: authorization server details', () => {
     assert.equal(ok.body.client_secret, undefined, 'public clients get no secret');
   });
 
-  test('consent: deny → access_denied; a WORKLOAD auth token cannot log in; PKCE and code reuse are enforced', async () => {
+  test('consent: deny → access_denied; a WORKLOAD auth token may consent (no IdP for it); PKCE and code reuse are enforced', async () => {
     const { body } = await register({ redirect_uris: [redirect], token_endpoint_auth_method: 'none', grant_types: ['authorization_code'] });
     const clientId = String(body.client_id);
     const denied = await submitConsent(authorizeUrl(clientId), aliceAuthToken, 'deny');
     assert.equal(denied.location?.searchParams.get('error'), 'access_denied');
     assert.equal(denied.location?.searchParams.get('state'), 'st-1');
     const robot = await submitConsent(authorizeUrl(clientId), robotAuthToken);
-    assert.equal(robot.status, 403);
-    assert.match(robot.page, /WORKLOAD/);
+    assert.equal(robot.status, 303, robot.page);
+    assert.ok(robot.location?.searchParams.get('code'));
     const bad = await submitConsent(authorizeUrl(clientId), 'oct_not-a-token');
     assert.equal(bad.status, 401);
     // No PKCE → error redirected to the client.

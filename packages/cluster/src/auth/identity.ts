@@ -217,28 +217,29 @@ export class IdentityService {
   }
 
   /**
-   * Authorization-code grant, consent page: the auth token a HUMAN user pasted → that User and its AUTH_TOKEN
-   * Credential. Throws UNAUTHENTICATED (bad token) or PERMISSION_DENIED (not a HUMAN user).
+   * Authorization-code grant, consent page: a pasted auth token → its User and AUTH_TOKEN Credential. Any User
+   * type: HUMAN users normally sign in through their IdentityProvider instead; workloads and accounts without an
+   * IdP use this. Throws UNAUTHENTICATED for a bad token.
    */
   checkAuthTokenForGrant(authToken: string): { user: Resource; credential: Resource; expiresAt?: number } {
     const row = this.tokens.lookup(authToken);
     const user = row?.type === 'auth' ? this.activeUser(row.userName) : undefined;
     const credential = row?.credentialName ? this.store.get('Credential', row.credentialName) : undefined;
     if (!row || !user || !credential || (credential.spec as CredentialSpec).isDisabled) throw new OcteliumError('UNAUTHENTICATED', 'invalid or expired auth token');
-    if ((user.spec as UserSpec).type !== 'HUMAN') throw new OcteliumError('PERMISSION_DENIED', `user "${user.metadata.name}" is a WORKLOAD user: workloads use the client_credentials grant`);
     return { user, credential, expiresAt: row.expiresAt };
   }
 
   /**
    * A CLIENTLESS Session for one OAuth authorization grant (auth code + its refresh tokens). Deleting the Session,
-   * its Credential or its User revokes every token of the grant, like any other Session.
+   * its Credential (when an auth token consented) or its User revokes every token of the grant, like any other
+   * Session. A grant a person consented to through their IdP keeps that sign-in in `status.authentication`.
    */
-  createGrantSession(userName: string, credentialName: string, expiresAt: number, clientID: string): Resource {
+  createGrantSession(userName: string, credentialName: string | undefined, expiresAt: number, clientID: string, authentication?: Record<string, unknown>): Resource {
     const user = this.activeUser(userName);
-    const credential = this.store.get('Credential', credentialName);
-    if (!user || !credential || (credential.spec as CredentialSpec).isDisabled) throw new OcteliumError('UNAUTHENTICATED', 'the user or credential behind this grant is gone');
+    const credential = credentialName ? this.store.get('Credential', credentialName) : undefined;
+    if (!user || (credentialName && (!credential || (credential.spec as CredentialSpec).isDisabled))) throw new OcteliumError('UNAUTHENTICATED', 'the user or credential behind this grant is gone');
     // status.oauth2 names the OAuth client holding the grant, for `octeliumctl get session -o yaml`.
-    return this.createSession(user, 'CLIENTLESS', expiresAt, credential, { oauth2: { clientID } });
+    return this.createSession(user, 'CLIENTLESS', expiresAt, credential, { oauth2: { clientID }, ...(authentication ? { authentication } : {}) });
   }
 
   /** Grant session still usable? Returns its User, or undefined when revoked/expired. */

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { OcteliumError } from '@octelium-ts/shared';
+import { OcteliumError, identityProviderType, type IdentityProviderSpec, type Resource, type UserSpec } from '@octelium-ts/shared';
 import { asOAuthError, OAuthError } from './errors.js';
-import { consentPage, errorPage } from './consent-page.js';
+import { consentPage, errorPage, type ConsentView } from './consent-page.js';
 import { GRANT_TTL_MS, validScope, type AsDeps } from './deps.js';
 import type { PendingAuthorization } from './grants.js';
 import type { RegisteredClient } from './clients.js';
@@ -37,18 +37,53 @@ function redirectTarget(uri: string): string {
   return u.protocol === 'http:' || u.protocol === 'https:' ? u.origin : `${u.protocol}//${u.host}`;
 }
 
-function renderConsent(deps: AsDeps, res: ServerResponse, p: PendingAuthorization, client: { kind: 'dcr' | 'cimd' }, status = 200, error?: string): void {
+/** What the consent page shows of the browser's signed-in person (a browser Session from an IdP login). */
+function signedInView(deps: AsDeps, req: IncomingMessage): ConsentView['signedIn'] {
+  const who = browserPrincipal(deps, req);
+  if (!who) return undefined;
+  const info = (who.session!.status as { authentication?: { info?: { identityProvider?: { identityProviderRef?: { name?: string } } } } }).authentication?.info?.identityProvider;
+  const idp = info?.identityProviderRef?.name ? deps.store.get('IdentityProvider', info.identityProviderRef.name) : undefined;
+  return { user: who.user.metadata.name, email: (who.user.spec as UserSpec).email, via: idp ? (idp.metadata.displayName ?? idp.metadata.name) : undefined, session: who.session!.metadata.name };
+}
+
+/** The browser Session behind the `octelium_auth` cookie, when it is one made by an IdP login. */
+function browserPrincipal(deps: AsDeps, req: IncomingMessage) {
+  const who = deps.human?.browser.authenticate(req);
+  return who?.session && (who.session.status as { isBrowser?: boolean }).isBrowser === true ? who : undefined;
+}
+
+function renderConsent(deps: AsDeps, req: IncomingMessage, res: ServerResponse, p: PendingAuthorization, client: { kind: 'dcr' | 'cimd' }, status = 200, error?: string): void {
   const svc = p.resource ? deps.resources.resolve(p.resource) : undefined;
+  // Each IdP link comes back here (safe-redirect.ts accepts this cluster path) with the same pending request.
+  const back = `/oauth2/authorize?request_id=${encodeURIComponent(p.id)}`;
+  const providers = (deps.human?.idps.browserProviders() ?? []).map((r) => ({
+    displayName: r.metadata.displayName ?? r.metadata.name, type: identityProviderType(r.spec as IdentityProviderSpec),
+    href: `/login/${encodeURIComponent(r.metadata.name)}?redirect=${encodeURIComponent(back)}`,
+  }));
   sendHtml(res, status, consentPage({
     requestId: p.id, csrf: p.csrf, clientName: p.clientName, clientId: p.clientId, redirectTarget: redirectTarget(p.redirectUri),
     clientKind: client.kind, resource: p.resource, resourceName: svc?.metadata.name, scope: p.scope, error,
+    signedIn: signedInView(deps, req), providers,
   }), { 'set-cookie': csrfCookie(deps.issuer(), p.csrf) });
+}
+
+/** `GET /oauth2/authorize?request_id=…`: back from an IdP sign-in started on the consent page. */
+async function resumeConsent(deps: AsDeps, req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+  const p = deps.state.getPending(requestId);
+  if (!p) return sendHtml(res, 400, errorPage('Request expired', 'This sign-in request is unknown or expired. Start again from the application.'));
+  const client = await deps.clients.get(p.clientId).catch(() => undefined);
+  if (!client) {
+    deps.state.dropPending(p.id);
+    return sendHtml(res, 400, errorPage('Unknown application', 'The application is no longer registered.'));
+  }
+  renderConsent(deps, req, res, p, client);
 }
 
 /** `GET /oauth2/authorize`: validate the request (OAuth 2.1 §4.1.1, PKCE S256 required, RFC 8707), then show consent. */
 async function authorizeGet(deps: AsDeps, req: IncomingMessage, res: ServerResponse, q: AuthorizeQuery): Promise<void> {
   const issuer = deps.issuer();
   const clientId = q.client_id;
+  if (!clientId && q.request_id) return resumeConsent(deps, req, res, q.request_id);
   if (!clientId) return sendHtml(res, 400, errorPage('Invalid request', 'client_id is missing.'));
   let client: RegisteredClient;
   try {
@@ -80,10 +115,16 @@ async function authorizeGet(deps: AsDeps, req: IncomingMessage, res: ServerRespo
     clientId, clientName: client.client_name ?? clientId, redirectUri, state, scope, resource, codeChallenge,
     nonce: q.nonce,
   }, sourceKey(req));
-  renderConsent(deps, res, pending, client);
+  renderConsent(deps, req, res, pending, client);
 }
 
-/** `POST /oauth2/authorize`: the consent form. Login is by pasting an auth token (HUMAN users). */
+/** Who consents: the signed-in browser Session (HUMAN users, through their IdP) or a pasted auth token. */
+type Consenter = { user: Resource; credential?: Resource; expiresAt?: number; authentication?: Record<string, unknown> };
+
+/**
+ * `POST /oauth2/authorize`: the consent form. The person is the browser's signed-in Session (an IdP login) when
+ * the form names it, else the auth token pasted into the form (workloads, accounts without an IdP).
+ */
 async function authorizePost(deps: AsDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const issuer = deps.issuer();
   const form = parseParams(ConsentForm, await readParams(req));
@@ -100,21 +141,39 @@ async function authorizePost(deps: AsDeps, req: IncomingMessage, res: ServerResp
     deps.state.dropPending(p.id);
     return redirectWithError(res, issuer, p.redirectUri, p.state, 'access_denied', 'the user denied the request');
   }
-  let who;
-  try {
-    who = deps.identity.checkAuthTokenForGrant((form.auth_token ?? '').trim());
-  } catch (e) {
-    if (!(e instanceof OcteliumError)) throw e;
-    if (++p.failures >= MAX_LOGIN_FAILURES) {
-      deps.state.dropPending(p.id);
-      return redirectWithError(res, issuer, p.redirectUri, p.state, 'access_denied', 'too many failed sign-in attempts');
+  let who: Consenter;
+  const token = (form.auth_token ?? '').trim();
+  if (!token && form.session !== undefined) {
+    const found = browserPrincipal(deps, req);
+    try {
+      deps.human?.browser.checkCsrf(req);
+    } catch {
+      return sendHtml(res, 403, errorPage('Forbidden', 'The form did not come from this sign-in page (cross-site request refused).'));
     }
-    return renderConsent(deps, res, p, client, e.httpStatus, e.message);
+    // The page named the Session it was shown for: a cookie that changed meanwhile (another tab signed in as
+    // someone else, or signed out) must not consent in the other person's name.
+    if (!found || found.session!.metadata.name !== form.session) {
+      return renderConsent(deps, req, res, p, client, 401, 'Your sign-in changed or ended. Check who you are signed in as and try again.');
+    }
+    const st = found.session!.status as { authentication?: Record<string, unknown> };
+    who = { user: found.user, ...(st.authentication ? { authentication: st.authentication } : {}) };
+  } else {
+    if (!token) return renderConsent(deps, req, res, p, client, 401, deps.human?.idps.browserProviders().length ? 'Sign in with your identity provider first, or paste an auth token.' : 'Paste your auth token.');
+    try {
+      who = deps.identity.checkAuthTokenForGrant(token);
+    } catch (e) {
+      if (!(e instanceof OcteliumError)) throw e;
+      if (++p.failures >= MAX_LOGIN_FAILURES) {
+        deps.state.dropPending(p.id);
+        return redirectWithError(res, issuer, p.redirectUri, p.state, 'access_denied', 'too many failed sign-in attempts');
+      }
+      return renderConsent(deps, req, res, p, client, e.httpStatus, e.message);
+    }
   }
   deps.state.dropPending(p.id);
   const code = deps.state.issueCode({
     clientId: p.clientId, redirectUri: p.redirectUri, codeChallenge: p.codeChallenge, scope: p.scope, resource: p.resource, nonce: p.nonce,
-    userName: who.user.metadata.name, credentialName: who.credential.metadata.name,
+    userName: who.user.metadata.name, credentialName: who.credential?.metadata.name, authentication: who.authentication,
     grantExpiresAt: Math.min(Date.now() + GRANT_TTL_MS, who.expiresAt ?? Infinity), authTime: Math.floor(Date.now() / 1000),
   });
   const u = new URL(p.redirectUri);

@@ -1,4 +1,7 @@
 import type { IdentityService } from '../auth/identity.js';
+import type { IdentityProviders } from '../idp/registry.js';
+import type { ReplayCache } from '../idp/replay-cache.js';
+import type { BrowserAuth } from '../web/browser-auth.js';
 import type { ResourceStore } from '../store/resource-store.js';
 import type { ClientRegistry } from './clients.js';
 import type { AuthorizationState, RefreshTokens } from './grants.js';
@@ -19,6 +22,11 @@ export interface AsDeps {
   resources: ResourceIndicators;
   /** Per-source-address budget of Dynamic Client Registrations. */
   registrations: RateLimiter;
+  /**
+   * Human identity (docs/identity.md), when the cluster has it: the consent page signs people in through their
+   * IdentityProvider and takes the browser Session as who consents; the token endpoint takes workload assertions.
+   */
+  human?: { idps: IdentityProviders; browser: BrowserAuth; replay: ReplayCache };
 }
 
 /** Lifetime of one authorization grant (its Session and refresh tokens), bounded further by the auth token's expiry. */

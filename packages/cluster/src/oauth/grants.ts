@@ -32,7 +32,10 @@ export interface CodeGrant {
   resource?: string;
   nonce?: string;
   userName: string;
-  credentialName: string;
+  /** The auth token's Credential that consented; absent when the person consented as their browser Session. */
+  credentialName?: string;
+  /** How the person signed in (the browser Session's `status.authentication`, an IdP login), kept on the grant. */
+  authentication?: Record<string, unknown>;
   /** Absolute end of the grant (the auth token's expiry bounds it). */
   grantExpiresAt: number;
   authTime: number;

@@ -1,5 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { IdentityService } from '../auth/identity.js';
+import type { IdentityProviders } from '../idp/registry.js';
+import { ReplayCache } from '../idp/replay-cache.js';
+import type { BrowserAuth } from '../web/browser-auth.js';
 import type { Sql } from '../store/sql.js';
 import type { ResourceStore } from '../store/resource-store.js';
 import { authorizeEndpoint } from './authorize-endpoint.js';
@@ -55,6 +58,8 @@ export interface AuthorizationServerOptions extends AuthorizationServerConfig {
   issuer: () => string;
   /** RFC 9728 documents for the no-DNS Service form (`/.well-known/oauth-protected-resource/svc/<svc>/…`); false = not ours. */
   protectedResourceMetadata?: (req: IncomingMessage, res: ServerResponse, url: URL) => boolean;
+  /** Human identity (web/index.ts): IdP sign-in on the consent page, jwt-bearer assertions at the token endpoint. */
+  human?: { idps: IdentityProviders; browser: BrowserAuth };
 }
 
 export interface AuthorizationServer {
@@ -82,6 +87,7 @@ export function createAuthorizationServer(opts: AuthorizationServerOptions): Aut
     state: new AuthorizationState(limits.pendingPerAddress ?? DEFAULT_PENDING_PER_ADDRESS, limits.maxPending ?? DEFAULT_MAX_PENDING),
     refresh: new RefreshTokens(opts.sql), resources,
     registrations: new RateLimiter(limits.registrationsPerMinute ?? DEFAULT_REGISTRATIONS_PER_MINUTE),
+    ...(opts.human ? { human: { ...opts.human, replay: new ReplayCache(opts.sql) } } : {}),
   };
   const metadata = () => authorizationServerMetadata(opts.issuer(), opts.store);
   const cors = new Set(['/oauth2/token', '/oauth2/register', '/oauth2/revoke', '/oauth2/jwks', '/.well-known/jwks.json', '/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']);

@@ -27,6 +27,8 @@ export const TokenRequest = z.object({
   code_verifier: optional,
   redirect_uri: optional,
   refresh_token: optional,
+  /** RFC 7523 jwt-bearer: a workload's OIDC token; idp/assertion.ts bounds it again (MAX_ASSERTION_BYTES). */
+  assertion: z.string().max(16 * 1024).optional(),
 });
 export type TokenRequest = z.infer<typeof TokenRequest>;
 
@@ -43,10 +45,13 @@ export const AuthorizeQuery = z.object({
   code_challenge: optional,
   code_challenge_method: optional,
   resource: resources,
+  /** Back from `/login` (an IdP sign-in started on the consent page): the pending request to show again. */
+  request_id: optional,
 });
 export type AuthorizeQuery = z.infer<typeof AuthorizeQuery>;
 
-export const ConsentForm = z.object({ request_id: optional, csrf: optional, action: optional, auth_token: optional });
+/** `session`: the browser Session the page was shown for, when the person consents as their signed-in self. */
+export const ConsentForm = z.object({ request_id: optional, csrf: optional, action: optional, auth_token: optional, session: optional });
 export type ConsentForm = z.infer<typeof ConsentForm>;
 
 /**

@@ -6,6 +6,7 @@ import { pkceS256Matches } from './grants.js';
 import type { RegisteredClient } from './clients.js';
 import { validScope, type AsDeps } from './deps.js';
 import { OPEN_CORS, readParams, sendJson } from './http.js';
+import { JWT_BEARER, jwtBearerGrant } from './jwt-bearer-grant.js';
 import { parseParams, RevocationRequest, TokenRequest } from './request-schemas.js';
 
 const ID_TOKEN_TTL_S = 3600;
@@ -93,7 +94,7 @@ async function authorizationCodeGrant(deps: AsDeps, req: IncomingMessage, form: 
   deps.clients.markUsed(client.client_id);
   let session;
   try {
-    session = deps.identity.createGrantSession(g.userName, g.credentialName, g.grantExpiresAt, client.client_id);
+    session = deps.identity.createGrantSession(g.userName, g.credentialName, g.grantExpiresAt, client.client_id, g.authentication);
   } catch {
     throw invalidGrant('the user or credential behind this code is gone');
   }
@@ -149,7 +150,8 @@ export async function tokenEndpoint(deps: AsDeps, req: IncomingMessage, res: Ser
     if (grant === 'client_credentials') body = await clientCredentialsGrant(deps, req, form);
     else if (grant === 'authorization_code') body = await authorizationCodeGrant(deps, req, form);
     else if (grant === 'refresh_token') body = await refreshTokenGrant(deps, req, form);
-    else throw new OAuthError('unsupported_grant_type', 'supported grant types: client_credentials, authorization_code, refresh_token');
+    else if (grant === JWT_BEARER) body = await jwtBearerGrant(deps, req, form);
+    else throw new OAuthError('unsupported_grant_type', `supported grant types: client_credentials, authorization_code, refresh_token, ${JWT_BEARER}`);
     sendJson(res, 200, body, OPEN_CORS);
   } catch (e) {
     const oauth = asOAuthError(e);
