@@ -8,7 +8,10 @@ import type { Resource } from './resource.js';
 /** A reference from one resource to another, found by the kind's `refs()`; `path` says where it was written. */
 export interface Reference { kind: KindName; name: string; path: string }
 
-export interface Column { header: string; get: (r: Resource) => unknown }
+export interface Column<R = Resource> { header: string; get: (r: R) => unknown }
+
+/** A resource whose `spec` has the kind's own type (what `defineKind` hands to columns, refs and filters). */
+export type ResourceOf<S> = Resource & { spec: S };
 
 /**
  * Everything the system knows about one kind, declared once: schema (validation + defaults), API path,
@@ -28,6 +31,38 @@ export interface KindDef {
   applyByDefault: boolean;
   columns: Column[];
   refs: (r: Resource) => Reference[];
+  /** The one stored name for a name as written (Services: `svc.default` is `svc`). */
+  canonicalName: (name: string) => string;
+  /** List filters the API offers as query parameters (`?user=`, `?namespace=`): parameter → does `r` match `value`. */
+  listFilters: Record<string, (r: Resource, value: string) => boolean>;
+  /** Created through the identity service, which mints a token shown only in the create response (Credentials). */
+  issuesToken?: boolean;
+  /** References to this owner kind never block deleting the owner: these resources go with it (a User's Credentials). */
+  ownedBy?: KindName;
+}
+
+/** What a kind declares; `defineKind` types `spec` for its columns, refs and filters and fills the defaults. */
+interface KindDeclaration<S> extends Omit<KindDef, 'spec' | 'columns' | 'refs' | 'canonicalName' | 'listFilters'> {
+  spec: z.ZodType<S>;
+  columns: Array<Column<ResourceOf<S>>>;
+  refs?: (r: ResourceOf<S>) => Reference[];
+  canonicalName?: (name: string) => string;
+  listFilters?: Record<string, (r: ResourceOf<S>, value: string) => boolean>;
+}
+
+/**
+ * Declares a kind. The one place a resource's `spec` is narrowed to its schema's type: the registry stores
+ * resources of every kind, and each kind's code below sees its own spec type without casts.
+ */
+export function defineKind<S>(d: KindDeclaration<S>): KindDef {
+  return {
+    ...d,
+    spec: d.spec,
+    columns: d.columns as Column[],
+    refs: (d.refs ?? (() => [])) as (r: Resource) => Reference[],
+    canonicalName: d.canonicalName ?? ((name) => name),
+    listFilters: (d.listFilters ?? {}) as KindDef['listFilters'],
+  };
 }
 
 export const KIND_NAMES = ['Namespace', 'User', 'Group', 'Policy', 'Secret', 'Service', 'Credential', 'Session', 'IdentityProvider'] as const;
@@ -80,7 +115,7 @@ function serviceUpstreamSummary(s: ServiceSpecT): string {
 }
 
 /** A Service's STATE column: `Pending (user/x)`, `Running 3/3`, `Failed 0/1 (pull of image … failed …)`, or `Ready`. */
-function serviceState(r: Resource): string {
+function serviceState(r: ResourceOf<ServiceSpecT>): string {
   const st = r.status as { pendingRefs?: string[]; container?: { state: string; replicas: number; ready: number; message?: string } } | undefined;
   if (st?.pendingRefs?.length) return `Pending (${st.pendingRefs.join(', ')})`;
   const c = st?.container;
@@ -91,61 +126,58 @@ function serviceState(r: Resource): string {
 }
 
 export const KINDS: Record<KindName, KindDef> = {
-  Namespace: {
+  Namespace: defineKind({
     kind: 'Namespace', plural: 'namespaces', aliases: ['namespace', 'ns'], spec: NamespaceSpec, applyByDefault: true,
     columns: [{ header: 'NAME', get: (r) => r.metadata.name }, { header: 'AGE', get: age }],
-    refs: (r) => policyRefs((r.spec as { authorization?: Authorization }).authorization, 'spec.authorization'),
-  },
-  User: {
+    refs: (r) => policyRefs(r.spec.authorization, 'spec.authorization'),
+  }),
+  User: defineKind({
     kind: 'User', plural: 'users', aliases: ['user', 'usr'], spec: UserSpec, applyByDefault: true,
     columns: [
       { header: 'NAME', get: (r) => r.metadata.name },
-      { header: 'TYPE', get: (r) => (r.spec as z.infer<typeof UserSpec>).type },
-      { header: 'EMAIL', get: (r) => (r.spec as z.infer<typeof UserSpec>).email ?? '' },
-      { header: 'GROUPS', get: (r) => ((r.spec as z.infer<typeof UserSpec>).groups ?? []).join(',') },
+      { header: 'TYPE', get: (r) => r.spec.type },
+      { header: 'EMAIL', get: (r) => r.spec.email ?? '' },
+      { header: 'GROUPS', get: (r) => (r.spec.groups ?? []).join(',') },
       { header: 'AGE', get: age },
     ],
-    refs: (r) => {
-      const s = r.spec as z.infer<typeof UserSpec>;
-      return [
-        ...(s.groups ?? []).map((name, i) => ({ kind: 'Group' as const, name, path: `spec.groups[${i}]` })),
-        ...policyRefs(s.authorization, 'spec.authorization'),
-        ...(s.authentication?.identities ?? []).map((id, i) => ({ kind: 'IdentityProvider' as const, name: id.identityProvider, path: `spec.authentication.identities[${i}].identityProvider` })),
-      ];
-    },
-  },
-  Group: {
+    refs: (r) => [
+      ...(r.spec.groups ?? []).map((name, i) => ({ kind: 'Group' as const, name, path: `spec.groups[${i}]` })),
+      ...policyRefs(r.spec.authorization, 'spec.authorization'),
+      ...(r.spec.authentication?.identities ?? []).map((id, i) => ({ kind: 'IdentityProvider' as const, name: id.identityProvider, path: `spec.authentication.identities[${i}].identityProvider` })),
+    ],
+  }),
+  Group: defineKind({
     kind: 'Group', plural: 'groups', aliases: ['group', 'grp'], spec: GroupSpec, applyByDefault: true,
     columns: [{ header: 'NAME', get: (r) => r.metadata.name }, { header: 'AGE', get: age }],
-    refs: (r) => policyRefs((r.spec as { authorization?: Authorization }).authorization, 'spec.authorization'),
-  },
-  Policy: {
+    refs: (r) => policyRefs(r.spec.authorization, 'spec.authorization'),
+  }),
+  Policy: defineKind({
     kind: 'Policy', plural: 'policies', aliases: ['policy', 'pol'], spec: PolicySpec, applyByDefault: true,
     columns: [
       { header: 'NAME', get: (r) => r.metadata.name },
-      { header: 'RULES', get: (r) => (r.spec as z.infer<typeof PolicySpec>).rules.length },
+      { header: 'RULES', get: (r) => r.spec.rules.length },
       { header: 'AGE', get: age },
     ],
-    refs: () => [],
-  },
-  Secret: {
+  }),
+  Secret: defineKind({
     kind: 'Secret', plural: 'secrets', aliases: ['secret', 'sec'], spec: SecretSpec, data: SecretData, applyByDefault: false,
     columns: [{ header: 'NAME', get: (r) => r.metadata.name }, { header: 'AGE', get: age }],
-    refs: () => [],
-  },
-  Service: {
+  }),
+  Service: defineKind({
     kind: 'Service', plural: 'services', aliases: ['service', 'svc'], spec: ServiceSpec, applyByDefault: true,
+    canonicalName: canonicalServiceName,
+    listFilters: { namespace: (r, ns) => splitServiceName(r.metadata.name).namespace === ns },
     columns: [
       { header: 'NAME', get: (r) => r.metadata.name },
-      { header: 'MODE', get: (r) => (r.spec as ServiceSpecT).mode },
-      { header: 'PUBLIC', get: (r) => Boolean((r.spec as ServiceSpecT).isPublic) },
-      { header: 'UPSTREAM', get: (r) => serviceUpstreamSummary(r.spec as ServiceSpecT) },
+      { header: 'MODE', get: (r) => r.spec.mode },
+      { header: 'PUBLIC', get: (r) => Boolean(r.spec.isPublic) },
+      { header: 'UPSTREAM', get: (r) => serviceUpstreamSummary(r.spec) },
       // References that do not resolve yet (e.g. upstream.user before the User exists), else managed-container health.
       { header: 'STATE', get: serviceState },
       { header: 'AGE', get: age },
     ],
     refs: (r) => {
-      const s = r.spec as ServiceSpecT;
+      const s = r.spec;
       const out: Reference[] = [{ kind: 'Namespace', name: splitServiceName(r.metadata.name).namespace, path: 'metadata.name' }];
       if (s.config?.upstream?.user) out.push({ kind: 'User', name: s.config.upstream.user, path: 'spec.config.upstream.user' });
       s.dynamicConfig?.configs.forEach((c, i) => {
@@ -157,46 +189,54 @@ export const KINDS: Record<KindName, KindDef> = {
       out.push(...policyRefs(s.authorization, 'spec.authorization'), ...secretRefs(r.spec, 'spec'));
       return out;
     },
-  },
-  Credential: {
+  }),
+  Credential: defineKind({
     kind: 'Credential', plural: 'credentials', aliases: ['credential', 'cred', 'creds'], spec: CredentialSpec, applyByDefault: true,
+    issuesToken: true,
+    ownedBy: 'User',
+    listFilters: { user: (r, user) => r.spec.user === user },
     columns: [
       { header: 'NAME', get: (r) => r.metadata.name },
-      { header: 'TYPE', get: (r) => (r.spec as z.infer<typeof CredentialSpec>).type },
-      { header: 'USER', get: (r) => (r.spec as z.infer<typeof CredentialSpec>).user },
-      { header: 'EXPIRES', get: (r) => (r.spec as z.infer<typeof CredentialSpec>).expiresAt ?? 'never' },
+      { header: 'TYPE', get: (r) => r.spec.type },
+      { header: 'USER', get: (r) => r.spec.user },
+      { header: 'EXPIRES', get: (r) => r.spec.expiresAt ?? 'never' },
       { header: 'AGE', get: age },
     ],
-    refs: (r) => [{ kind: 'User', name: (r.spec as z.infer<typeof CredentialSpec>).user, path: 'spec.user' }],
-  },
-  Session: {
+    refs: (r) => [{ kind: 'User', name: r.spec.user, path: 'spec.user' }],
+  }),
+  Session: defineKind({
     kind: 'Session', plural: 'sessions', aliases: ['session', 'sess'], spec: SessionSpec, readOnly: true, applyByDefault: false,
+    listFilters: { user: (r, user) => sessionUser(r) === user },
     columns: [
       { header: 'NAME', get: (r) => r.metadata.name },
-      { header: 'USER', get: (r) => (r.status as { userRef?: { name: string } } | undefined)?.userRef?.name ?? '' },
+      { header: 'USER', get: sessionUser },
       { header: 'TYPE', get: (r) => (r.status as { type?: string } | undefined)?.type ?? '' },
-      { header: 'EXPIRES', get: (r) => (r.spec as z.infer<typeof SessionSpec>).expiresAt ?? '' },
+      { header: 'EXPIRES', get: (r) => r.spec.expiresAt ?? '' },
       { header: 'AGE', get: age },
     ],
-    refs: () => [],
-  },
-  IdentityProvider: {
+  }),
+  IdentityProvider: defineKind({
     kind: 'IdentityProvider', plural: 'identityproviders', aliases: ['identityprovider', 'idp', 'idps'], spec: IdentityProviderSpec, applyByDefault: true,
     columns: [
       { header: 'NAME', get: (r) => r.metadata.name },
-      { header: 'TYPE', get: (r) => identityProviderType(r.spec as IdentityProviderSpec) },
+      { header: 'TYPE', get: (r) => identityProviderType(r.spec) },
       { header: 'DISPLAY NAME', get: (r) => r.metadata.displayName ?? '' },
       // Set by the cluster when it checks the IdP (discovery, JWKS, metadata): a broken IdP shows here.
       { header: 'STATE', get: (r) => idpState(r) },
       { header: 'AGE', get: age },
     ],
     refs: (r) => secretRefs(r.spec, 'spec'),
-  },
+  }),
 };
 
-function idpState(r: Resource): string {
+/** The User a Session belongs to (set by the cluster in its status). */
+function sessionUser(r: Resource): string {
+  return (r.status as { userRef?: { name: string } } | undefined)?.userRef?.name ?? '';
+}
+
+function idpState(r: ResourceOf<IdentityProviderSpec>): string {
   const st = r.status as { state?: string; message?: string } | undefined;
-  if ((r.spec as IdentityProviderSpec).isDisabled) return 'Disabled';
+  if (r.spec.isDisabled) return 'Disabled';
   if (!st?.state) return 'Unknown';
   return st.state === 'Failed' && st.message ? `Failed (${st.message})` : st.state;
 }

@@ -30,7 +30,7 @@ export function applyResources(store: ResourceStore, identity: IdentityService, 
         const existing = store.get(r.kind, r.metadata.name);
         if (existing?.metadata.isSystem && !store.isUnchanged(r)) throw new OcteliumError('INVALID_ARGUMENT', `${r.kind.toLowerCase()}/${r.metadata.name} is a system resource and cannot be changed`);
         if (!existing) {
-          if (r.kind === 'Credential' && !req.dryRun) identity.createCredential(r);
+          if (KINDS[r.kind].issuesToken && !req.dryRun) identity.createCredential(r);
           else store.create(r);
           results.push({ kind: r.kind, name: r.metadata.name, action: 'created' });
         } else {
@@ -54,8 +54,8 @@ export function applyResources(store: ResourceStore, identity: IdentityService, 
         for (const ref of store.missingRefs(r)) {
           warnings.push(`${r.kind.toLowerCase()}/${r.metadata.name}: ${ref.path} refers to ${ref.kind.toLowerCase()} "${ref.name}", which does not exist yet; it takes effect once it is created`);
         }
-        if (r.kind === 'Credential' && results.find((x) => x.name === r.metadata.name && x.kind === 'Credential')?.action === 'created') {
-          warnings.push(`credential/${r.metadata.name}: created from YAML, so its token is not shown; use \`octeliumctl create cred\` to get one`);
+        if (KINDS[r.kind].issuesToken && results.find((x) => x.name === r.metadata.name && x.kind === r.kind)?.action === 'created') {
+          warnings.push(`${r.kind.toLowerCase()}/${r.metadata.name}: created from YAML, so its token is not shown; use \`octeliumctl create cred\` to get one`);
         }
       }
       out = { results, warnings };

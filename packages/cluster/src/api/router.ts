@@ -1,7 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
-  API_PREFIX, KINDS, OcteliumError, canonicalServiceName, lookupKind, matchesAccessLog, type AccessLogFilter, type KindDef, type Resource,
-  type CredentialSpec,
+  API_PREFIX, KINDS, OcteliumError, lookupKind, matchesAccessLog, type AccessLogFilter, type KindDef, type Resource,
 } from '@octelium-ts/shared';
 import type { ResourceStore } from '../store/resource-store.js';
 import type { IdentityService } from '../auth/identity.js';
@@ -64,10 +63,11 @@ export function createApiHandler(deps: ApiDeps) {
     const method = req.method ?? 'GET';
     if (method === 'GET' && !name) {
       let items = store.list(def.kind);
-      const { user, namespace: ns } = parseInput(ListQuery, paramsOf(url.searchParams), 'query');
-      if (user && def.kind === 'Credential') items = items.filter((r) => (r.spec as CredentialSpec).user === user);
-      if (user && def.kind === 'Session') items = items.filter((r) => (r.status as { userRef?: { name: string } })?.userRef?.name === user);
-      if (ns && def.kind === 'Service') items = items.filter((r) => (r.metadata.name.split('.')[1] ?? 'default') === ns);
+      // Filters a kind does not declare are ignored, as before: `?user=` means nothing for a Service.
+      for (const [param, value] of Object.entries(parseInput(ListQuery, paramsOf(url.searchParams), 'query'))) {
+        const matches = value ? def.listFilters[param] : undefined;
+        if (matches) items = items.filter((r) => matches(r, value!));
+      }
       items.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
       return sendJSON(res, 200, { items: items.map(readView) });
     }
@@ -76,7 +76,7 @@ export function createApiHandler(deps: ApiDeps) {
     if (def.readOnly) throw new OcteliumError('INVALID_ARGUMENT', `${def.kind} resources are created by the cluster, not through the API`);
     if (method === 'POST' && !name) {
       const r = await admit({ ...(await readJSONObject(req)), kind: def.kind }, deps.checks);
-      if (def.kind === 'Credential') return sendJSON(res, 201, identity.createCredential(r));
+      if (def.issuesToken) return sendJSON(res, 201, identity.createCredential(r));
       return sendJSON(res, 201, publicView(store.create(r)));
     }
     if (method === 'PUT' && name) {
@@ -140,7 +140,7 @@ export function createApiHandler(deps: ApiDeps) {
       const def = plural ? lookupKind(plural) : undefined;
       if (!def || def.plural !== plural || rest.length) throw new OcteliumError('NOT_FOUND', `no route ${req.method} ${url.pathname}; kinds: ${Object.values(KINDS).map((k) => k.plural).join(', ')}`);
       const decoded = name ? decodeComponent(name, 'the resource name in the URL') : undefined;
-      await kindRoute(def, decoded && def.kind === 'Service' ? canonicalServiceName(decoded) : decoded, req, res, url);
+      await kindRoute(def, decoded && def.canonicalName(decoded), req, res, url);
     } catch (err) {
       // RFC 6750 §3.1: a presented token that is refused gets `invalid_token`; no token, a bare challenge.
       const challenge = bearerToken(req) ? 'Bearer error="invalid_token"' : 'Bearer';
