@@ -197,33 +197,32 @@ describe('header limits and framing', () => {
   }
 });
 
-describe('slow and large bodies', () => {
-  test('headers that never finish (slowloris) → 408 and the connection is closed', async () => {
-    const socket = connect(port, '127.0.0.1');
-    socket.write('GET /svc/echo/ HTTP/1.1\r\nhost: localhost\r\nx-slow: 1\r\n');
-    const interval = setInterval(() => socket.writable && socket.write('x-more: 1\r\n'), 200);
-    const answer = await new Promise<string>((resolve) => {
+/** Sends `start`, then `more` every `everyMs` (a slowloris client) until the cluster closes; returns what it answered. */
+async function dribble(start: string, more: string, everyMs: number): Promise<string> {
+  const socket = connect(port, '127.0.0.1');
+  socket.write(start);
+  const interval = setInterval(() => socket.writable && socket.write(more), everyMs);
+  try {
+    return await new Promise<string>((resolve) => {
       let out = '';
       socket.on('data', (d) => (out += d));
       socket.on('close', () => resolve(out));
       socket.on('error', () => resolve(out));
     });
+  } finally {
     clearInterval(interval);
+  }
+}
+
+describe('slow and large bodies', () => {
+  test('headers that never finish (slowloris) → 408 and the connection is closed', async () => {
+    const answer = await dribble('GET /svc/echo/ HTTP/1.1\r\nhost: localhost\r\nx-slow: 1\r\n', 'x-more: 1\r\n', 200);
     assert.match(answer, /^HTTP\/1\.1 408/);
     await assertAlive();
   });
 
   test('a body that dribbles in past the request timeout → 408', async () => {
-    const socket = connect(port, '127.0.0.1');
-    socket.write('POST /svc/echo/ HTTP/1.1\r\nhost: localhost\r\ncontent-length: 1000\r\n\r\n');
-    const interval = setInterval(() => socket.writable && socket.write('a'), 100);
-    const answer = await new Promise<string>((resolve) => {
-      let out = '';
-      socket.on('data', (d) => (out += d));
-      socket.on('close', () => resolve(out));
-      socket.on('error', () => resolve(out));
-    });
-    clearInterval(interval);
+    const answer = await dribble('POST /svc/echo/ HTTP/1.1\r\nhost: localhost\r\ncontent-length: 1000\r\n\r\n', 'a', 100);
     // Node answers 408 when nothing was sent yet; once the proxy has started the response it can only cut it.
     assert.ok(answer === '' || /^HTTP\/1\.1 (408|502)/.test(answer), answer.slice(0, 200));
     await assertAlive();

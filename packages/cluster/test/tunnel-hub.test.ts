@@ -14,6 +14,7 @@ import { TunnelHub, type TunnelHubOptions } from '../src/tunnel/index.js';
 import type { Principal } from '../src/auth/principal.js';
 import { readSseArrivals } from './helpers/testing.js';
 import { startAgent, type AgentHandle, type AgentOptions, type AgentState } from '../../connect/src/agent/index.js';
+import { waitAgentState } from '../../connect/test/helpers/agent-state.js';
 
 // ---------- fixture: an upstream on "the agent's host", and a minimal cluster (ws upgrade + a gateway calling dispatch)
 
@@ -190,20 +191,7 @@ async function agentFor(cluster: Cluster, token: string, opts: Partial<AgentOpti
   return Object.assign(a, { states });
 }
 
-function waitState(a: AgentHandle, pred: (s: AgentState) => boolean, ms = 3000): Promise<AgentState> {
-  if (pred(a.state)) return Promise.resolve(a.state);
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`state not reached; last: ${JSON.stringify(a.state)}`)), ms);
-    const f = (s: AgentState) => {
-      if (!pred(s)) return;
-      clearTimeout(t);
-      a.off('state', f);
-      resolve(s);
-    };
-    a.on('state', f);
-  });
-}
-const connected = (a: AgentHandle) => waitState(a, (s) => s.state === 'connected');
+const connected = (a: AgentHandle) => waitAgentState(a, (s) => s.state === 'connected');
 
 async function world(extra: Partial<TunnelHubOptions> = {}) {
   const up = startUpstream();
@@ -441,7 +429,7 @@ test('agent gone → UPSTREAM_NOT_CONNECTED (503) within 1 s; it reconnects by i
     // Cluster restart on the same port: the agent notices and comes back with no help.
     const port = w.cluster.port;
     await w.cluster.close();
-    await waitState(agent, (s) => s.state !== 'connected');
+    await waitAgentState(agent, (s) => s.state !== 'connected');
     w.cluster = await startCluster(w.services, {}, port);
     await connected(agent);
     assert.ok(agent.states.some((s) => s.state === 'disconnected'));
@@ -541,7 +529,7 @@ test('--serve-all serves every Service of the user; a Service added later is acc
     const res = await w.cluster.hub.dispatch('alice', { service: 'late', upstreamURL: w.upURL, method: 'GET', path: '/echo', headers: {} });
     assert.equal(res.statusCode, 200);
     res.body.resume();
-    await waitState(agent, (st) => st.serving.includes('late'));
+    await waitAgentState(agent, (st) => st.serving.includes('late'));
   } finally {
     await w.teardown();
   }
@@ -597,7 +585,7 @@ test('the upgrade needs a valid Session (401 otherwise)', async () => {
     }
     const agent = await agentFor(w.cluster, 'bad-token');
     w.cleanups.push(() => agent.close());
-    const s = await waitState(agent, (st) => st.lastErrorCode === 'UNAUTHENTICATED');
+    const s = await waitAgentState(agent, (st) => st.lastErrorCode === 'UNAUTHENTICATED');
     assert.equal(s.state, 'disconnected');
     assert.equal(w.cluster.hub.agents().length, 0);
   } finally {
@@ -613,10 +601,10 @@ test('an agent whose Session is revoked is disconnected, and cannot come back wi
     w.cleanups.push(() => agent.close());
     await connected(agent);
     delete TOKENS['tok-carol'];
-    const s = await waitState(agent, (st) => st.state === 'disconnected', 2000);
+    const s = await waitAgentState(agent, (st) => st.state === 'disconnected', 2000);
     assert.match(s.lastError!, /SESSION_ENDED/);
     assert.ok(w.cluster.logs.some((l) => /no longer valid/.test(l.msg)));
-    await waitState(agent, (st) => st.lastErrorCode === 'UNAUTHENTICATED', 2000);
+    await waitAgentState(agent, (st) => st.lastErrorCode === 'UNAUTHENTICATED', 2000);
     assert.equal(w.cluster.hub.isServing('alice', 'my-mcp'), false);
   } finally {
     delete TOKENS['tok-carol'];

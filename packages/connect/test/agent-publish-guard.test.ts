@@ -13,6 +13,7 @@ import {
 import { service, startTestCluster, type TestCluster } from '@octelium-ts/cluster/testing';
 import { startUpstream, type TestUpstream } from '../../cluster/test/helpers/upstreams.js';
 import { startAgent, tunnelURL, type AgentHandle, type AgentState } from '../src/agent/index.js';
+import { waitAgentState } from './helpers/agent-state.js';
 
 let tc: TestCluster;
 let pub: TestUpstream;
@@ -20,26 +21,13 @@ let other: TestUpstream;
 let agent: AgentHandle;
 let port: number;
 
-function waitState(a: AgentHandle, pred: (s: AgentState) => boolean, ms = 5000): Promise<AgentState> {
-  if (pred(a.state)) return Promise.resolve(a.state);
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`state not reached: ${JSON.stringify(a.state)}`)), ms);
-    const f = (s: AgentState) => {
-      if (!pred(s)) return;
-      clearTimeout(t);
-      a.off('state', f);
-      resolve(s);
-    };
-    a.on('state', f);
-  });
-}
 
 async function publishAs(extra: Partial<Parameters<typeof startAgent>[0]> = {}): Promise<AgentHandle> {
   const a = await startAgent({
     domain: tc.cluster.domain, accessToken: tc.adminToken, serve: [], serveAll: false,
     publish: [{ service: 'pub', port: 0 }], stateFile: false, log: () => {}, ...extra,
   });
-  await waitState(a, (s) => s.state === 'connected');
+  await waitAgentState(a, (s) => s.state === 'connected', 5000);
   return a;
 }
 

@@ -8,6 +8,7 @@ import type { Resource } from '@octelium-ts/shared';
 import { readSseArrivals } from '@octelium-ts/cluster/testing';
 import { TunnelHub } from '../../cluster/src/tunnel/index.js';
 import { startAgent, type AgentHandle, type AgentState } from '../src/agent/index.js';
+import { waitAgentState } from './helpers/agent-state.js';
 
 const TOKENS: Record<string, string> = { 'tok-alice': 'alice', 'tok-bob': 'bob' };
 
@@ -87,19 +88,6 @@ async function startCluster(port = 0) {
 }
 const sseEmits: number[][] = [];
 
-function waitState(a: AgentHandle, pred: (s: AgentState) => boolean, ms = 3000): Promise<AgentState> {
-  if (pred(a.state)) return Promise.resolve(a.state);
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`state not reached: ${JSON.stringify(a.state)}`)), ms);
-    const f = (s: AgentState) => {
-      if (!pred(s)) return;
-      clearTimeout(t);
-      a.off('state', f);
-      resolve(s);
-    };
-    a.on('state', f);
-  });
-}
 
 async function publishingAgent(port: number, token = 'tok-alice', publishGraceMs = 2000) {
   const agent = await startAgent({
@@ -123,7 +111,7 @@ test('a published port forwards through the tunnel to the gateway as the agent, 
   try {
     assert.match(base, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.notEqual(new URL(base).port, '0', 'port 0 is reported as the real port');
-    await waitState(agent, (s) => s.state === 'connected');
+    await waitAgentState(agent, (s) => s.state === 'connected');
     const res = await request(`${base}/echo?q=1`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: 'Bearer some-local-client-token' },
@@ -149,7 +137,7 @@ test('the gateway decides: a Session it refuses gets its 401 back on the publish
   const cluster = await startCluster();
   const { agent, base } = await publishingAgent(cluster.port, 'tok-bob');
   try {
-    await waitState(agent, (s) => s.state === 'connected');
+    await waitAgentState(agent, (s) => s.state === 'connected');
     const res = await request(`${base}/echo`);
     assert.equal(res.statusCode, 401);
     assert.equal(((await res.body.json()) as { error: { code: string } }).error.code, 'OCT_ERR_UNAUTHENTICATED');
@@ -164,7 +152,7 @@ test('SSE on a published port arrives event by event', async () => {
   const cluster = await startCluster();
   const { agent, base } = await publishingAgent(cluster.port);
   try {
-    await waitState(agent, (s) => s.state === 'connected');
+    await waitAgentState(agent, (s) => s.state === 'connected');
     const res = await request(`${base}/sse`);
     assert.equal(res.headers['content-type'], 'text/event-stream');
     const arrivals = (await readSseArrivals(res.body)).map((e) => e.at);
@@ -181,7 +169,7 @@ test('a local client that goes away closes the replayed request', async () => {
   const cluster = await startCluster();
   const { agent, base } = await publishingAgent(cluster.port);
   try {
-    await waitState(agent, (s) => s.state === 'connected');
+    await waitAgentState(agent, (s) => s.state === 'connected');
     const ac = new AbortController();
     const res = await request(`${base}/hang`, { signal: ac.signal });
     const it = res.body[Symbol.asyncIterator]();
@@ -202,15 +190,15 @@ test('published ports survive a cluster restart: 503 while away, working again a
   let cluster = await startCluster();
   const { agent, base } = await publishingAgent(cluster.port, 'tok-alice', 100);
   try {
-    await waitState(agent, (s) => s.state === 'connected');
+    await waitAgentState(agent, (s) => s.state === 'connected');
     const port = cluster.port;
     await cluster.close();
-    await waitState(agent, (s) => s.state !== 'connected');
+    await waitAgentState(agent, (s) => s.state !== 'connected');
     const down = await request(`${base}/echo`);
     assert.equal(down.statusCode, 503);
     assert.equal(((await down.body.json()) as { error: { code: string } }).error.code, 'OCT_ERR_UPSTREAM_NOT_CONNECTED');
     cluster = await startCluster(port);
-    await waitState(agent, (s) => s.state === 'connected');
+    await waitAgentState(agent, (s) => s.state === 'connected');
     const up = await request(`${base}/echo`);
     assert.equal(up.statusCode, 200);
     await up.body.dump();
