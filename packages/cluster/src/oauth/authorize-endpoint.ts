@@ -64,7 +64,9 @@ function renderConsent(deps: AsDeps, req: IncomingMessage, res: ServerResponse, 
     requestId: p.id, csrf: p.csrf, clientName: p.clientName, clientId: p.clientId, redirectTarget: redirectTarget(p.redirectUri),
     clientKind: client.kind, resource: p.resource, resourceName: svc?.metadata.name, scope: p.scope, error,
     signedIn: signedInView(deps, req), providers,
-  }), { 'set-cookie': csrfCookie(deps.issuer(), p.csrf) });
+    // same-origin, not no-referrer: under no-referrer the page's own form POST carries `Origin: null` (Fetch §3.1)
+    // and the Origin check of a cookie-authenticated consent could not tell it from a cross-site one.
+  }), { 'set-cookie': csrfCookie(deps.issuer(), p.csrf), 'referrer-policy': 'same-origin' });
 }
 
 /** `GET /oauth2/authorize?request_id=…`: back from an IdP sign-in started on the consent page. */
