@@ -102,7 +102,10 @@ export class AssertionVerifier {
       });
       return { subject: payload.sub!, claims: payload as Record<string, unknown> };
     } catch (e) {
-      if (e instanceof IdpFetchError || (e as { code?: string }).code === 'ERR_JWKS_TIMEOUT') throw new AssertionError('IDP_UNAVAILABLE', `the keys of IdentityProvider "${this.idp.metadata.name}" cannot be fetched: ${(e as Error).message}`);
+      // The key set could not be had (down, non-200, not a JWKS): the IdP's fault, not the token's.
+      const c = (e as { code?: string }).code;
+      const keysUnavailable = c === 'ERR_JWKS_TIMEOUT' || c === 'ERR_JWKS_INVALID' || (c === 'ERR_JOSE_GENERIC' && /JSON Web Key Set/.test((e as Error).message));
+      if (e instanceof IdpFetchError || keysUnavailable) throw new AssertionError('IDP_UNAVAILABLE', `the keys of IdentityProvider "${this.idp.metadata.name}" cannot be fetched: ${(e as Error).message}`);
       const code = (e as { code?: string }).code ?? 'ERR_JWT_INVALID';
       throw new AssertionError('INVALID_ASSERTION', `${code}: ${(e as Error).message.slice(0, 200)}`);
     }
