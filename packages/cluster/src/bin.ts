@@ -15,7 +15,7 @@ function count(flag: string) {
 }
 
 interface StartFlags {
-  dataDir: string; host: string; port: string; domain: string; store?: string; advertiseUrl?: string;
+  dataDir: string; host: string; port: string; domain: string; store?: string; advertiseUrl?: string; replicaTimeout?: number;
   trustedProxyHops?: number; maxHeaderBytes?: number; maxHeaderCount?: number; maxUrlBytes?: number; headersTimeout?: number;
   requestTimeout?: number; maxBodyBytes?: number; maxInflightPerUser?: number;
   containerRuntime?: 'docker' | 'kubernetes' | 'none';
@@ -33,6 +33,7 @@ program
   .option('--domain <d>', "the cluster's public host name", 'localhost')
   .option('--store <url>', 'the store shared by every replica of this cluster, postgres://USER@HOST:PORT/DB (default: $OCTELIUM_STORE, else SQLite in --data-dir)')
   .option('--advertise-url <url>', 'how the other replicas reach this one (default: its listen URL)')
+  .option('--replica-timeout <ms>', 'how long the replica holding a tunnel agent may take to answer a forwarded request, 504 past it (default 60000)', count('--replica-timeout'))
   .addOption(new Option('--container-runtime <runtime>', 'runs Services with upstream.container (default: docker when the Docker socket answers, else none)').choices(['docker', 'kubernetes', 'none']))
   .option('--otlp-endpoint <url>', 'export AccessLogs and spans over OTLP/HTTP to this base URL (default: $OTEL_EXPORTER_OTLP_ENDPOINT)')
   .option('--otlp-header <key=value>', 'extra header on OTLP exports (repeatable)', collect, [])
@@ -53,7 +54,7 @@ program
     const headers = Object.fromEntries(o.otlpHeader.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
     const cluster = await startCluster({
       dataDir, host: o.host, port: Number(o.port), domain: o.domain,
-      store: o.store ?? (process.env.OCTELIUM_STORE || undefined), advertiseURL: o.advertiseUrl,
+      store: o.store ?? (process.env.OCTELIUM_STORE || undefined), advertiseURL: o.advertiseUrl, replicas: { headersMs: o.replicaTimeout },
       containers: { runtime: o.containerRuntime },
       limits: {
         trustedProxyHops: o.trustedProxyHops, maxHeaderBytes: o.maxHeaderBytes, maxHeaderCount: o.maxHeaderCount, maxUrlBytes: o.maxUrlBytes,

@@ -1,9 +1,10 @@
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { clusterURL, type ClusterInfo } from '@octelium-ts/shared';
 import { joinCluster, openStore } from './store/open-store.js';
+import { registerReplicas, type ReplicaOptions } from './replicas/index.js';
 import { ResourceStore } from './store/resource-store.js';
 import { TokenStore } from './auth/tokens.js';
 import { IdentityService } from './auth/identity.js';
@@ -38,6 +39,8 @@ export interface ClusterOptions {
   store?: string;
   /** How the other replicas reach this one (replica-to-replica forwarding); default its listen URL. */
   advertiseURL?: string;
+  /** Leases and forwarding between replicas on a shared store (docs/scaling.md). */
+  replicas?: ReplicaOptions;
   host?: string;
   port?: number;
   /**
@@ -87,9 +90,9 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   // SQLite in the data dir, or PostgreSQL shared by every replica (--store; docs/scaling.md).
   const backing = openStore({ dataDir: opts.dataDir, url: opts.store });
   let domain = opts.domain ?? 'localhost';
-  let store: ResourceStore, tokens: TokenStore, keys: KeyRing;
+  let store: ResourceStore, tokens: TokenStore, keys: KeyRing, clusterSecret: string;
   try {
-    joinCluster(backing, domain, process.env.OCTELIUM_CLUSTER_SECRET || undefined);
+    clusterSecret = joinCluster(backing, domain, process.env.OCTELIUM_CLUSTER_SECRET || undefined);
     store = new ResourceStore(backing.feed);
     tokens = new TokenStore(backing.feed);
     keys = await KeyRing.open(backing.feed);
@@ -129,6 +132,10 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const afterAuthorize: GatewayStage[] = [];
   const routes = new Map<string, (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>>();
   const onClose: Array<() => void | Promise<void>> = [];
+  // Replicas on a shared store: agents are registered there, and requests for them forwarded to their replica.
+  const replicas = backing.kind === 'postgres'
+    ? registerReplicas({ sql: backing.sql, hub: tunnel, clusterSecret, advertiseURL: () => opts.advertiseURL ?? selfURL, routes, onClose }, opts.replicas)
+    : undefined;
   const deps: GatewayDeps = {
     store, identity, accessLogs, index,
     upstreamAuth: new UpstreamAuth(store),
@@ -136,7 +143,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     selectDynamicConfig: (svc, facts) => policy.selectDynamicConfig(svc, facts),
     evaluateCondition: (cond, facts) => policy.condition(cond, facts),
     pluginRuntimes,
-    tunnel,
+    tunnel: replicas?.router ?? tunnel,
     containers: containerEndpoints,
     hooks,
     afterAuthorize,
@@ -205,10 +212,16 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const port = (server.address() as AddressInfo).port;
   const listenHost = opts.host && opts.host !== '0.0.0.0' && opts.host !== '::' ? opts.host : '127.0.0.1';
   selfURL = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`;
+  replicas?.start(); // its lease advertises selfURL (or --advertise-url), known only now
   if (port !== 80 && port !== 443 && !/:\d+$/.test(domain)) domain = `${domain}:${port}`;
   const url = clusterURL(domain);
   const info: ClusterInfo = { url, port, domain };
-  if (opts.dataDir !== ':memory:') writeFileSync(join(opts.dataDir, 'cluster.json'), JSON.stringify(info, null, 2) + '\n');
+  if (opts.dataDir !== ':memory:') {
+    // Written aside and renamed: whoever waits for the file (scripts, tests, probes) never reads half of it.
+    const file = join(opts.dataDir, 'cluster.json');
+    writeFileSync(`${file}.${process.pid}.tmp`, JSON.stringify(info, null, 2) + '\n');
+    renameSync(`${file}.${process.pid}.tmp`, file);
+  }
 
   let closing: Promise<void> | undefined;
   return {

@@ -8,10 +8,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OcteliumError } from '@octelium-ts/shared';
-import { runBin, tempDir, user } from './helpers/testing.js';
+import { readSseArrivals, runBin, startBin, tempDir, user, type BinProcess } from './helpers/testing.js';
 import { startUpstream, type TestUpstream } from './helpers/upstreams.js';
 import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
-import { eventually, startReplica, svc, type Replica } from './helpers/replicas.js';
+import { eventually, startBalancer, startReplica, svc, type Balancer, type Replica } from './helpers/replicas.js';
+import pgLib from 'pg';
 
 // One name for the whole cluster (what a load balancer would answer to); tokens are issued for it by every replica.
 const DOMAIN = 'localhost:18090';
@@ -21,14 +22,31 @@ let storeURL = '';
 let replicas: Replica[] = [];
 let upstream: TestUpstream;
 let rootToken = '';
+let laptop: TestUpstream;
+let lbTargets: number[] = [];
+let lb: Balancer;
+const agents: BinProcess[] = [];
 
 before(async () => {
   pg = await startTestPostgres('scale-out replicas on PostgreSQL');
   if (!pg) return;
   storeURL = await pg.createDatabase();
-  upstream = await startUpstream((req, res, body) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ path: req.url, body })));
+  upstream = await startUpstream((req, res, body) => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ path: req.url, body })));
+  // What an `octelium connect` agent serves from behind NAT: SSE events 150 ms apart, and JSON.
+  laptop = await startUpstream(async (req, res, body) => {
+    if (req.url === '/events') {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      for (let i = 0; i < 5 && !res.destroyed; i++) {
+        res.write(`data: tick-${i}\n\n`);
+        await new Promise((r) => setTimeout(r, 150));
+      }
+      return void res.end();
+    }
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ served: 'laptop', body }));
+  });
+  lb = await startBalancer(() => lbTargets);
   // Three replicas started together: exactly one of them bootstraps.
-  replicas = await Promise.all([0, 1, 2].map(() => startReplica(storeURL, DOMAIN)));
+  replicas = await Promise.all([0, 1, 2].map(() => startReplica(storeURL, DOMAIN, ['--replica-timeout', '1500'])));
   const bootstrapped = replicas.filter((r) => /Bootstrap auth token/.test(r.output()));
   assert.equal(bootstrapped.length, 1, 'exactly one replica bootstraps');
   const authToken = readFileSync(join(bootstrapped[0].dataDir, 'bootstrap-token'), 'utf8').trim();
@@ -37,7 +55,10 @@ before(async () => {
 });
 
 after(async () => {
+  await Promise.all(agents.map((a) => a.stop()));
   await Promise.all(replicas.map((r) => r.stop()));
+  await lb?.close();
+  await laptop?.close();
   await upstream?.close();
   pg?.close();
 });
@@ -108,4 +129,92 @@ test('a replica with another --domain refuses to join; a store that is down stop
   const down = await runBin('octelium-cluster', ['start', '--port', '0', '--data-dir', tempDir()], { env: { OCTELIUM_STORE: 'postgres://octelium@127.0.0.1:1/nothing' } });
   assert.notEqual(down.code, 0);
   assert.match(down.stderr, /cannot use the cluster store \(PostgreSQL at 127\.0\.0\.1:1\/nothing\): connect ECONNREFUSED/);
+});
+
+test('an agent connected to replica A serves calls arriving at B and C (SSE event by event); kill -9 A: the agent moves, calls succeed again, nothing applied is lost', { timeout: 60_000 }, async (t) => {
+  if (!pg) return t.skip('no PostgreSQL');
+  const [a, b, c] = replicas;
+  const admin = a.api(rootToken);
+  await admin.apply({ resources: [user('laptop-owner'), svc('laptop', { config: { upstream: { url: laptop.url, user: 'laptop-owner' } } })] });
+  const { token } = await admin.createCredential({ apiVersion: 'core/v1', kind: 'Credential', metadata: { name: 'laptop-owner-auth' }, spec: { type: 'AUTH_TOKEN', user: 'laptop-owner' } });
+  // The agent dials the load balancer, which sends it to A (the only target for now).
+  lbTargets = [a.info.port];
+  const agent = startBin('octelium', ['connect', '--domain', lb.addr, '--auth-token', token.authenticationToken!, '--serve', 'laptop'], { HOME: tempDir('octelium-home-') });
+  agents.push(agent);
+  await agent.waitFor(/connected to .* as laptop-owner; serving laptop/);
+  const auth = { authorization: `Bearer ${rootToken}` };
+
+  // B holds no agent: the request is forwarded to A, and the SSE events come through one by one.
+  const sse = await eventually(async () => {
+    const r = await fetch(`${b.url}/svc/laptop/events`, { headers: auth });
+    return r.status === 200 ? r : undefined;
+  }, 5000);
+  const arrivals = await readSseArrivals((async function* () {
+    for await (const chunk of sse.value.body as unknown as AsyncIterable<Uint8Array>) yield Buffer.from(chunk);
+  })());
+  assert.deepEqual(arrivals.map((e) => e.data), ['tick-0', 'tick-1', 'tick-2', 'tick-3', 'tick-4']);
+  const gaps = arrivals.slice(1).map((e, i) => e.at - arrivals[i].at);
+  assert.ok(gaps.every((g) => g >= 80), `events arrive as sent, not buffered: gaps ${gaps.join(', ')} ms`);
+  const viaC = await fetch(`${c.url}/svc/laptop/mcp`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{"n":1}' });
+  assert.equal(viaC.status, 200);
+  assert.deepEqual(await viaC.json(), { served: 'laptop', body: '{"n":1}' });
+
+  // Applied through A just before it dies: kept.
+  await admin.apply({ resources: [svc('applied-before-kill', { config: { upstream: { url: upstream.url } } })] });
+  // Mid-traffic: a stream through B to A's agent is open when A is killed.
+  lbTargets = [a.info.port, b.info.port, c.info.port];
+  const inflight = await fetch(`${b.url}/svc/laptop/events`, { headers: auth });
+  assert.equal(inflight.status, 200);
+  const reader = (inflight.body as ReadableStream<Uint8Array>).getReader();
+  await reader.read();
+  a.proc.kill('SIGKILL');
+  const cut = await (async () => {
+    try {
+      for (;;) if ((await reader.read()).done) return 'ended';
+    } catch {
+      return 'error';
+    }
+  })();
+  assert.ok(cut === 'error' || cut === 'ended', 'the in-flight stream ends (never hangs)');
+  const t0 = Date.now();
+  await agent.waitFor(/connected to .* as laptop-owner; serving laptop[\s\S]*connected to .* as laptop-owner; serving laptop/, 15_000);
+  const again = await eventually(async () => {
+    const r = await fetch(`${c.url}/svc/laptop/mcp`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{"n":2}' });
+    return r.status === 200 ? r : undefined;
+  }, 10_000, 100);
+  assert.deepEqual(await again.value.json(), { served: 'laptop', body: '{"n":2}' });
+  t.diagnostic(`calls succeed again ${Date.now() - t0} ms after kill -9 of the holding replica`);
+  assert.equal((await b.api(rootToken).get('Service', 'applied-before-kill')).metadata.name, 'applied-before-kill');
+  replicas = replicas.filter((r) => r !== a);
+});
+
+test('partition: a holding replica that accepts but never answers gives 504 in bounded time, never a hang', { timeout: 30_000 }, async (t) => {
+  if (!pg) return t.skip('no PostgreSQL');
+  const b = replicas[replicas.length - 1];
+  // A replica that is "there" (lease valid, agent registered) but behind a partition: it takes connections and
+  // never answers.
+  const { createServer } = await import('node:net');
+  const held: import('node:net').Socket[] = [];
+  const blackhole = createServer((s) => void held.push(s));
+  await new Promise<void>((r) => blackhole.listen(0, '127.0.0.1', r));
+  const port = (blackhole.address() as { port: number }).port;
+  const db = new pgLib.Client({ connectionString: storeURL });
+  await db.connect();
+  try {
+    await db.query('INSERT INTO replicas (id, advertise_url, started_at, expires_at) VALUES ($1, $2, $3, $4)', ['ghost', `http://127.0.0.1:${port}`, Date.now(), Date.now() + 600_000]);
+    await db.query('INSERT INTO tunnel_agents (agent_id, replica_id, user_name, services, serve_all) VALUES ($1, $2, $3, $4, 0)', ['ghost-agent', 'ghost', 'ghost-owner', '["ghost-svc"]']);
+    await b.api(rootToken).apply({ resources: [user('ghost-owner'), svc('ghost-svc', { config: { upstream: { url: 'http://127.0.0.1:9', user: 'ghost-owner' } } })] });
+    await eventually(async () => (await fetch(`${b.url}/svc/ghost-svc/x`)).status !== 404);
+    const t0 = Date.now();
+    const res = await fetch(`${b.url}/svc/ghost-svc/x`, { headers: { authorization: `Bearer ${rootToken}` } });
+    const took = Date.now() - t0;
+    assert.equal(res.status, 504, await res.text());
+    assert.ok(took < 5000, `answered in ${took} ms`);
+  } finally {
+    await db.query("DELETE FROM tunnel_agents WHERE replica_id = 'ghost'");
+    await db.query("DELETE FROM replicas WHERE id = 'ghost'");
+    await db.end();
+    for (const s of held) s.destroy();
+    blackhole.close();
+  }
 });

@@ -5,6 +5,13 @@ import { OcteliumError } from '@octelium-ts/shared';
 
 export type DB = Database.Database;
 
+/** Shared by both engines' migrations: leases, not mirrored; read only when a tunnelled request reaches a replica that does not hold the agent. */
+export const REPLICA_TABLES = `
+  CREATE TABLE replicas (id TEXT PRIMARY KEY, advertise_url TEXT NOT NULL, started_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);
+  CREATE TABLE tunnel_agents (agent_id TEXT PRIMARY KEY, replica_id TEXT NOT NULL, user_name TEXT NOT NULL,
+    services TEXT NOT NULL, serve_all INTEGER NOT NULL);
+  CREATE INDEX tunnel_agents_user ON tunnel_agents (user_name);`;
+
 /** Numbered schema changes, applied once each in order (user_version counts them). */
 const MIGRATIONS: Array<string | ((db: DB) => void)> = [
   `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -32,6 +39,8 @@ const MIGRATIONS: Array<string | ((db: DB) => void)> = [
     if (!columns.some((c) => c.name === 'used_at')) db.exec('ALTER TABLE oauth_clients ADD COLUMN used_at INTEGER');
     db.exec(CHANGE_LOG_SQLITE);
   },
+  // 3: replicas (--workers siblings) and the tunnel agents each holds, for forwarding (src/replicas/).
+  REPLICA_TABLES,
 ];
 
 /**

@@ -1,3 +1,4 @@
+import { REPLICA_TABLES } from '../db.js';
 import { WRITE_LOCK, type PgSql } from './sync-pg.js';
 
 /** Held while migrating, so replicas starting together apply each migration exactly once. */
@@ -42,6 +43,8 @@ export const PG_MIGRATIONS: string[] = [
    CREATE TRIGGER resources_changes AFTER INSERT OR UPDATE OR DELETE ON resources FOR EACH ROW EXECUTE FUNCTION octelium_log_change();
    CREATE TRIGGER tokens_changes AFTER INSERT OR UPDATE OR DELETE ON tokens FOR EACH ROW EXECUTE FUNCTION octelium_log_change();
    CREATE TRIGGER signing_keys_changes AFTER INSERT OR UPDATE OR DELETE ON signing_keys FOR EACH ROW EXECUTE FUNCTION octelium_log_change();`,
+  // 2: replica leases and the tunnel agents each replica holds (src/replicas/).
+  REPLICA_TABLES,
 ];
 
 /** Applies the migrations this database lacks, once, in one transaction, whatever number of replicas try at once. */
