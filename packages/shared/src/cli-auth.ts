@@ -30,7 +30,7 @@ export async function authenticatedClient(opts: CliAuthOptions): Promise<ApiClie
     return client;
   }
   const state = loadLogin(domain);
-  if (!state) throw new OcteliumError('UNAUTHENTICATED', `not logged in to ${domain}: run \`octelium login --domain ${domain} --auth-token <TOKEN>\``);
+  if (!state) throw new OcteliumError('UNAUTHENTICATED', `not logged in to ${domain}: run \`octelium login --domain ${domain}\` (browser sign-in) or add \`--auth-token <TOKEN>\``);
   client.accessToken = state.accessToken;
   return client;
 }

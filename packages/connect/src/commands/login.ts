@@ -1,18 +1,31 @@
 import type { Command } from 'commander';
 import { ApiClient, OcteliumError, loadLogin, removeLogin, resolveDomain, saveLogin } from '@octelium-ts/shared';
+import { assertionLogin, browserLogin } from './browser-login.js';
 
 export function registerLogin(program: Command): void {
   program
     .command('login')
-    .description('exchange an auth token for a Session and store it under ~/.config/octelium/')
+    .description('sign in and store a Session under ~/.config/octelium/: with an auth token, a workload OIDC assertion, or (no token) in a browser through the cluster\'s identity providers')
     .option('--auth-token <token>', 'auth-token Credential (default: $OCTELIUM_AUTH_TOKEN)')
-    .action(async (o: { authToken?: string }, cmd: Command) => {
+    .option('--assertion <jwt>', 'an OIDC token of a workload (e.g. a CI job\'s), accepted by an oidcIdentityToken IdentityProvider')
+    .option('--no-browser', 'only print the sign-in URL; do not try to open a browser')
+    .action(async (o: { authToken?: string; assertion?: string; browser: boolean }, cmd: Command) => {
       const domain = resolveDomain(cmd.optsWithGlobals());
       const token = o.authToken ?? process.env.OCTELIUM_AUTH_TOKEN;
-      if (!token) throw new OcteliumError('INVALID_ARGUMENT', 'pass --auth-token <TOKEN> (or set OCTELIUM_AUTH_TOKEN)');
-      const res = await new ApiClient({ domain }).login(token);
-      saveLogin({ domain, accessToken: res.accessToken, expiresAt: res.expiresAt, user: res.user.metadata.name, session: res.session.metadata.name });
-      console.log(`Logged in to ${domain} as ${res.user.metadata.name} (session ${res.session.metadata.name}, expires ${res.expiresAt})`);
+      if (token && o.assertion) throw new OcteliumError('INVALID_ARGUMENT', 'pass either --auth-token or --assertion, not both');
+      let state: { accessToken: string; expiresAt: string; user: string; session: string };
+      if (o.assertion) {
+        state = await assertionLogin(domain, o.assertion);
+      } else if (token) {
+        const res = await new ApiClient({ domain }).login(token);
+        state = { accessToken: res.accessToken, expiresAt: res.expiresAt, user: res.user.metadata.name, session: res.session.metadata.name };
+      } else {
+        // HUMAN users: the browser sign-in; its instructions go to stderr so stdout keeps only the result line.
+        const res = await browserLogin(domain, { openBrowser: o.browser, log: (l) => console.error(l) });
+        state = { accessToken: res.accessToken, expiresAt: res.expiresAt, user: res.user.metadata.name, session: res.session.metadata.name };
+      }
+      saveLogin({ domain, ...state });
+      console.log(`Logged in to ${domain} as ${state.user} (session ${state.session}, expires ${state.expiresAt})`);
     });
 
   program
