@@ -5,9 +5,12 @@
 // through the gateway with the MCP SDK client. Catches missing dependencies, files left out of `files`, and
 // imports that only resolve to TypeScript sources.
 //
-//   node scripts/pack-install.mjs [--keep]     (--keep: leave the temp folder for inspection)
+//   node scripts/pack-install.mjs [--keep] [--image-context DIR]
+//     --keep: leave the temp folder for inspection
+//     --image-context DIR: on success, move the tarballs (DIR/packs) and the installed folder (DIR/app) there: the
+//       build context of docker/*.Dockerfile (scripts/container-images.mjs), so the native build happens once
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -140,5 +143,14 @@ try {
 }
 for (const c of children) stop(c);
 await new Promise((r) => setTimeout(r, 300));
+const imageContext = process.argv.includes('--image-context') ? process.argv[process.argv.indexOf('--image-context') + 1] : undefined;
+if (imageContext) {
+  rmSync(imageContext, { recursive: true, force: true });
+  mkdirSync(imageContext, { recursive: true });
+  rmSync(join(dirs.app, 'package-lock.json'), { force: true });
+  // The same file system (both under the temp dir) makes this a rename; cpSync would copy ~200 MB.
+  for (const d of ['packs', 'app']) renameSync(dirs[d], join(imageContext, d));
+  step(`image build context in ${imageContext}`);
+}
 if (!process.argv.includes('--keep')) rmSync(work, { recursive: true, force: true });
 step('OK');
