@@ -44,10 +44,31 @@ export class GitHubAdapter implements BrowserLoginAdapter {
       { issuer: new URL(e.authorizationURL).origin, authorization_endpoint: e.authorizationURL, token_endpoint: e.tokenURL },
       this.#spec.clientID, { client_secret: secret }, client.ClientSecretPost(secret),
     );
-    config[client.customFetch] = this.fetchFn as client.CustomFetch;
+    config[client.customFetch] = this.#tokenErrorsAsErrors(e.tokenURL) as client.CustomFetch;
     config.timeout = 5;
     if ([e.authorizationURL, e.tokenURL].some((u) => u.startsWith('http:'))) client.allowInsecureRequests(config);
     return config;
+  }
+
+  /**
+   * GitHub answers a refused token request (bad code, wrong client secret) with **200** and an `error` field
+   * (docs.github.com, "Troubleshooting OAuth app access token request errors"). Turned into the 400 RFC 6749 §5.2
+   * says, so openid-client reports GitHub's error code instead of "access_token must be a string".
+   */
+  #tokenErrorsAsErrors(tokenURL: string) {
+    return async (url: string | URL, init: Parameters<ReturnType<typeof limitedFetch>>[1]) => {
+      const res = await this.fetchFn(url, init);
+      if (String(url) !== tokenURL || res.status !== 200) return res;
+      const text = await res.text();
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = undefined;
+      }
+      const status = body && typeof body === 'object' && typeof (body as { error?: unknown }).error === 'string' ? 400 : 200;
+      return new Response(text, { status, headers: res.headers });
+    };
   }
 
   async probe(): Promise<void> {
