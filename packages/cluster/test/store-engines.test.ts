@@ -9,9 +9,9 @@ import { openStore, joinCluster, type OpenedStore } from '../src/store/open-stor
 import { ResourceStore, type Change } from '../src/store/resource-store.js';
 import { TokenStore } from '../src/auth/tokens.js';
 import { KeyRing } from '../src/oauth/keyring.js';
-import { RefreshTokens } from '../src/oauth/grants.js';
+import { AuthorizationState, RefreshTokens } from '../src/oauth/grants.js';
 import { PgSql } from '../src/store/postgres/sync-pg.js';
-import { migrate } from '../src/store/postgres/migrations.js';
+import { migrate, PG_MIGRATIONS } from '../src/store/postgres/migrations.js';
 import { tempDir } from './helpers/testing.js';
 import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
 
@@ -144,6 +144,30 @@ for (const engine of engines) {
       }
     });
 
+    test('an authorization flow crosses processes: consent stored by one, answered once, its code redeemed once', async (t) => {
+      if (skip()) return t.skip('no PostgreSQL');
+      const { a, b, close } = await pair(engine);
+      try {
+        const sa = new AuthorizationState(a.sql, 2), sb = new AuthorizationState(b.sql, 2);
+        const p = sa.addPending({ clientId: 'c', clientName: 'C', redirectUri: 'http://127.0.0.1/cb', codeChallenge: 'x' }, 'addr-1');
+        assert.equal(sb.getPending(p.id)?.csrf, p.csrf);
+        assert.equal(sb.recordFailure(p.id), 1);
+        assert.equal(sa.getPending(p.id)?.failures, 1);
+        // Per-address cap, counted across processes: the address's own oldest request goes.
+        sb.addPending({ clientId: 'c', clientName: 'C', redirectUri: 'http://127.0.0.1/cb', codeChallenge: 'y' }, 'addr-1');
+        sa.addPending({ clientId: 'c', clientName: 'C', redirectUri: 'http://127.0.0.1/cb', codeChallenge: 'z' }, 'addr-1');
+        assert.equal(sb.getPending(p.id), undefined);
+        const code = sa.issueCode({ clientId: 'c', redirectUri: 'http://127.0.0.1/cb', codeChallenge: 'x', userName: 'u', grantExpiresAt: Date.now() + 60_000, authTime: 0 });
+        assert.equal(sb.code(code)?.userName, 'u');
+        assert.deepEqual([sb.redeemCode(code), sa.redeemCode(code)], [true, false]);
+        sb.setCodeSession(code, 'grant-session');
+        assert.equal(sa.code(code)?.sessionName, 'grant-session');
+        assert.equal(sa.code(code)?.used, true);
+      } finally {
+        await close();
+      }
+    });
+
     test('a process behind the pruned log reloads whole tables', async (t) => {
       if (skip()) return t.skip('no PostgreSQL');
       const { a, b, close } = await pair(engine);
@@ -185,8 +209,8 @@ describe('PostgreSQL engine failures', () => {
     const sqls = [new PgSql(url), new PgSql(url), new PgSql(url)];
     try {
       const applied = sqls.map((s) => migrate(s));
-      assert.equal(applied.reduce((x, y) => x + y, 0), 1);
-      assert.equal(Number(sqls[0].get<{ n: number }>('SELECT COUNT(*) AS n FROM schema_migrations')!.n), 1);
+      assert.equal(applied.reduce((x, y) => x + y, 0), PG_MIGRATIONS.length);
+      assert.equal(Number(sqls[0].get<{ n: number }>('SELECT COUNT(*) AS n FROM schema_migrations')!.n), PG_MIGRATIONS.length);
     } finally {
       await Promise.all(sqls.map((s) => s.close()));
     }

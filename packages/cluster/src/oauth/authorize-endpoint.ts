@@ -165,14 +165,15 @@ async function authorizePost(deps: AsDeps, req: IncomingMessage, res: ServerResp
       who = deps.identity.checkAuthTokenForGrant(token);
     } catch (e) {
       if (!(e instanceof OcteliumError)) throw e;
-      if (++p.failures >= MAX_LOGIN_FAILURES) {
+      if (deps.state.recordFailure(p.id) >= MAX_LOGIN_FAILURES) {
         deps.state.dropPending(p.id);
         return redirectWithError(res, issuer, p.redirectUri, p.state, 'access_denied', 'too many failed sign-in attempts');
       }
       return renderConsent(deps, req, res, p, client, e.httpStatus, e.message);
     }
   }
-  deps.state.dropPending(p.id);
+  // The consent is used once, also when the same form reaches two replicas at once.
+  if (!deps.state.dropPending(p.id)) return sendHtml(res, 400, errorPage('Request expired', 'This sign-in request was already answered. Start again from the application.'));
   const code = deps.state.issueCode({
     clientId: p.clientId, redirectUri: p.redirectUri, codeChallenge: p.codeChallenge, scope: p.scope, resource: p.resource, nonce: p.nonce,
     userName: who.user.metadata.name, credentialName: who.credential?.metadata.name, authentication: who.authentication,

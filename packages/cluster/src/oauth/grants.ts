@@ -51,71 +51,75 @@ export const DEFAULT_PENDING_PER_ADDRESS = 50;
 /** Backstop for the whole process; the per-address cap is what keeps one client from filling it. */
 export const DEFAULT_MAX_PENDING = 10_000;
 
-function sweep<T extends { expiresAt: number }>(m: Map<string, T>, onDelete?: (v: T) => void): void {
-  const now = Date.now();
-  for (const [k, v] of m) {
-    if (v.expiresAt > now) continue;
-    m.delete(k);
-    onDelete?.(v);
-  }
-}
-
 /**
- * Short-lived authorization state, in memory on purpose: pending consent (10 min) and authorization codes
- * (60 s, single use). A restart simply makes users click through again.
+ * Short-lived authorization state, in the cluster store so that every replica behind a load balancer sees it (the
+ * authorization request may reach one replica, the consent form a second, the token request a third): pending
+ * consent (10 min) and authorization codes (60 s, single use, kept as hashes). A redemption is one conditional
+ * UPDATE, so a code is redeemed once even when two replicas receive it at the same moment.
  *
  * Pending requests are counted per source address: past `perAddress`, an address's own oldest request is
  * dropped, so a flood from one address never evicts anybody else's consent page. When the process-wide
  * backstop is full, new requests are refused instead (503), again without evicting others.
  */
 export class AuthorizationState {
-  readonly #pending = new Map<string, PendingAuthorization>();
-  /** Pending request ids per source address, oldest first. */
-  readonly #bySource = new Map<string, Set<string>>();
-  readonly #codes = new Map<string, CodeGrant>();
-
-  constructor(private readonly perAddress = DEFAULT_PENDING_PER_ADDRESS, private readonly maxPending = DEFAULT_MAX_PENDING) {}
+  constructor(private readonly sql: Sql, private readonly perAddress = DEFAULT_PENDING_PER_ADDRESS, private readonly maxPending = DEFAULT_MAX_PENDING) {}
 
   addPending(p: Omit<PendingAuthorization, 'id' | 'csrf' | 'expiresAt' | 'failures' | 'source'>, source: string): PendingAuthorization {
-    sweep(this.#pending, (v) => this.#unindex(v));
-    const mine = this.#bySource.get(source);
-    while (mine && mine.size >= this.perAddress) this.dropPending(mine.values().next().value!);
-    if (this.#pending.size >= this.maxPending) throw new OAuthError('temporarily_unavailable', 'too many sign-in requests are pending; try again in a few minutes', 503);
     const full: PendingAuthorization = { ...p, id: randomBytes(24).toString('base64url'), csrf: randomBytes(24).toString('base64url'), expiresAt: Date.now() + PENDING_TTL_MS, failures: 0, source };
-    this.#pending.set(full.id, full);
-    this.#bySource.set(source, (this.#bySource.get(source) ?? new Set()).add(full.id));
+    // One transaction: the caps are checked and the request stored under the store's write lock, so replicas
+    // counting at the same time cannot both slip past them.
+    this.sql.transaction(() => {
+      const now = Date.now();
+      this.sql.run('DELETE FROM oauth_pending WHERE expires_at <= ?', [now]);
+      const mine = this.sql.all<{ id: string }>('SELECT id FROM oauth_pending WHERE source = ? ORDER BY seq', [source]);
+      for (let i = 0; mine.length - i >= this.perAddress; i++) this.sql.run('DELETE FROM oauth_pending WHERE id = ?', [mine[i].id]);
+      if (Number(this.sql.get<{ n: number }>('SELECT COUNT(*) AS n FROM oauth_pending')!.n) >= this.maxPending) {
+        throw new OAuthError('temporarily_unavailable', 'too many sign-in requests are pending; try again in a few minutes', 503);
+      }
+      const { failures: _f, ...stored } = full;
+      this.sql.run('INSERT INTO oauth_pending (id, source, json, failures, created_at, expires_at) VALUES (?, ?, ?, 0, ?, ?)', [full.id, source, JSON.stringify(stored), now, full.expiresAt]);
+    });
     return full;
   }
 
-  #unindex(p: PendingAuthorization): void {
-    const ids = this.#bySource.get(p.source);
-    ids?.delete(p.id);
-    if (ids?.size === 0) this.#bySource.delete(p.source);
-  }
-
   getPending(id: string): PendingAuthorization | undefined {
-    const p = this.#pending.get(id);
-    return p && p.expiresAt > Date.now() ? p : undefined;
+    const r = this.sql.get<{ json: string; failures: number }>('SELECT json, failures FROM oauth_pending WHERE id = ? AND expires_at > ?', [id, Date.now()]);
+    return r ? { ...(JSON.parse(r.json) as PendingAuthorization), failures: Number(r.failures) } : undefined;
   }
 
-  dropPending(id: string): void {
-    const p = this.#pending.get(id);
-    if (!p) return;
-    this.#pending.delete(id);
-    this.#unindex(p);
+  /** Removes a pending request; true for the one caller that removed it (the consent it stands for is used once). */
+  dropPending(id: string): boolean {
+    return this.sql.run('DELETE FROM oauth_pending WHERE id = ?', [id]).changes === 1;
+  }
+
+  /** Counts a failed sign-in on the consent page; returns the failures so far. */
+  recordFailure(id: string): number {
+    return Number(this.sql.get<{ failures: number }>('UPDATE oauth_pending SET failures = failures + 1 WHERE id = ? RETURNING failures', [id])?.failures ?? Infinity);
   }
 
   issueCode(g: Omit<CodeGrant, 'expiresAt' | 'used'>): string {
-    sweep(this.#codes);
     const code = randomBytes(32).toString('base64url');
-    this.#codes.set(hashToken(code), { ...g, expiresAt: Date.now() + CODE_TTL_MS, used: false });
+    const expiresAt = Date.now() + CODE_TTL_MS;
+    this.sql.run('DELETE FROM oauth_codes WHERE expires_at <= ?', [Date.now()]);
+    this.sql.run('INSERT INTO oauth_codes (hash, json, used, expires_at) VALUES (?, ?, 0, ?)', [hashToken(code), JSON.stringify({ ...g, expiresAt }), expiresAt]);
     return code;
   }
 
   /** The grant behind a code, expired or not yet swept, including already-used ones (the caller decides). */
   code(code: string): CodeGrant | undefined {
-    const g = this.#codes.get(hashToken(code));
-    return g && g.expiresAt > Date.now() ? g : undefined;
+    const r = this.sql.get<{ json: string; used: number; session_name: string | null }>('SELECT json, used, session_name FROM oauth_codes WHERE hash = ? AND expires_at > ?', [hashToken(code), Date.now()]);
+    if (!r) return undefined;
+    return { ...(JSON.parse(r.json) as CodeGrant), used: Number(r.used) === 1, ...(r.session_name ? { sessionName: r.session_name } : {}) };
+  }
+
+  /** Marks a code used; true for exactly one caller cluster-wide (OAuth 2.1 §4.1.3: codes are single use). */
+  redeemCode(code: string): boolean {
+    return this.sql.run('UPDATE oauth_codes SET used = 1 WHERE hash = ? AND used = 0', [hashToken(code)]).changes === 1;
+  }
+
+  /** The Session a redeemed code created: a second redemption revokes it. */
+  setCodeSession(code: string, sessionName: string): void {
+    this.sql.run('UPDATE oauth_codes SET session_name = ? WHERE hash = ?', [sessionName, hashToken(code)]);
   }
 }
 

@@ -84,7 +84,7 @@ export function createAuthorizationServer(opts: AuthorizationServerOptions): Aut
       unusedClientTtlMs: limits.unusedClientTtlMs ?? DEFAULT_CLIENT_LIMITS.unusedClientTtlMs,
       maxMetadataBytes: limits.maxClientMetadataBytes ?? DEFAULT_CLIENT_LIMITS.maxMetadataBytes,
     }),
-    state: new AuthorizationState(limits.pendingPerAddress ?? DEFAULT_PENDING_PER_ADDRESS, limits.maxPending ?? DEFAULT_MAX_PENDING),
+    state: new AuthorizationState(opts.sql, limits.pendingPerAddress ?? DEFAULT_PENDING_PER_ADDRESS, limits.maxPending ?? DEFAULT_MAX_PENDING),
     refresh: new RefreshTokens(opts.sql), resources,
     registrations: new RateLimiter(limits.registrationsPerMinute ?? DEFAULT_REGISTRATIONS_PER_MINUTE),
     ...(opts.human ? { human: { ...opts.human, replay: new ReplayCache(opts.sql) } } : {}),

@@ -90,7 +90,12 @@ async function authorizationCodeGrant(deps: AsDeps, req: IncomingMessage, form: 
   const asked = resourceParam(deps, form);
   if (asked !== undefined && g.resource !== undefined && asked !== g.resource) throw invalidTarget('resource differs from the authorization request');
   const resource = asked ?? g.resource;
-  g.used = true;
+  if (!deps.state.redeemCode(code)) {
+    // Redeemed concurrently (another request, maybe on another replica): the second redemption is a replay.
+    const first = deps.state.code(code)?.sessionName;
+    if (first) revokeGrant(deps, first);
+    throw invalidGrant('authorization code already used; the tokens issued for it are revoked');
+  }
   deps.clients.markUsed(client.client_id);
   let session;
   try {
@@ -98,7 +103,7 @@ async function authorizationCodeGrant(deps: AsDeps, req: IncomingMessage, form: 
   } catch {
     throw invalidGrant('the user or credential behind this code is gone');
   }
-  g.sessionName = session.metadata.name;
+  deps.state.setCodeSession(code, session.metadata.name);
   const who = deps.identity.grantSessionUser(session.metadata.name)!;
   const access = await deps.identity.mintAccessToken({ session, user: who.user, clientID: client.client_id, scope: g.scope, audience: resource });
   const refresh = client.grant_types.includes('refresh_token')

@@ -12,6 +12,8 @@ export const REPLICA_TABLES = `
     services TEXT NOT NULL, serve_all INTEGER NOT NULL);
   CREATE INDEX tunnel_agents_user ON tunnel_agents (user_name);`;
 
+export const OAUTH_CODES = 'CREATE TABLE oauth_codes (hash TEXT PRIMARY KEY, json TEXT NOT NULL, used INTEGER NOT NULL DEFAULT 0, session_name TEXT, expires_at BIGINT NOT NULL);';
+
 /** Numbered schema changes, applied once each in order (user_version counts them). */
 const MIGRATIONS: Array<string | ((db: DB) => void)> = [
   `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -41,6 +43,11 @@ const MIGRATIONS: Array<string | ((db: DB) => void)> = [
   },
   // 3: replicas (--workers siblings) and the tunnel agents each holds, for forwarding (src/replicas/).
   REPLICA_TABLES,
+  // 4: pending consents and authorization codes (oauth/grants.ts), shared by every process on the store.
+  `CREATE TABLE oauth_pending (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, source TEXT NOT NULL, json TEXT NOT NULL,
+     failures INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+   CREATE INDEX oauth_pending_source ON oauth_pending (source, seq);
+   ${OAUTH_CODES}`,
 ];
 
 /**

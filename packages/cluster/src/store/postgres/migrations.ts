@@ -1,4 +1,4 @@
-import { REPLICA_TABLES } from '../db.js';
+import { OAUTH_CODES, REPLICA_TABLES } from '../db.js';
 import { WRITE_LOCK, type PgSql } from './sync-pg.js';
 
 /** Held while migrating, so replicas starting together apply each migration exactly once. */
@@ -45,6 +45,11 @@ export const PG_MIGRATIONS: string[] = [
    CREATE TRIGGER signing_keys_changes AFTER INSERT OR UPDATE OR DELETE ON signing_keys FOR EACH ROW EXECUTE FUNCTION octelium_log_change();`,
   // 2: replica leases and the tunnel agents each replica holds (src/replicas/).
   REPLICA_TABLES,
+  // 3: pending consents and authorization codes (oauth/grants.ts), so a flow may cross replicas.
+  `CREATE TABLE oauth_pending (seq BIGSERIAL PRIMARY KEY, id TEXT NOT NULL UNIQUE, source TEXT NOT NULL, json TEXT NOT NULL,
+     failures INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);
+   CREATE INDEX oauth_pending_source ON oauth_pending (source, seq);
+   ${OAUTH_CODES}`,
 ];
 
 /** Applies the migrations this database lacks, once, in one transaction, whatever number of replicas try at once. */
