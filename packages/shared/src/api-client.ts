@@ -41,7 +41,7 @@ export class ApiClient {
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (err) {
-      throw new OcteliumError('UNREACHABLE', `cannot reach cluster at ${this.baseURL}: ${(err as Error).message || (err as { code?: string }).code}`);
+      throw new OcteliumError('UNREACHABLE', `cannot reach cluster at ${this.baseURL}: ${(err as Error).message || (err as { code?: string }).code} (is it running, and are --domain/OCTELIUM_DOMAIN right?)`);
     }
     const text = await res.body.text();
     let json: unknown;
