@@ -166,7 +166,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     protectedResourceMetadata: (req, res, u) => mcp.protectedResourceMetadata(req, res, u),
     human: { idps: human.idps, browser: human.browser },
   });
-  const mcp = registerMcp({ deps, index, policy, resources: authz.resources, clusterUrl, selfURL: () => selfURL });
+  const mcp = registerMcp({ deps, index, policy, resources: authz.resources, clusterUrl, selfURL: () => selfURL, sharedStore: replicas ? backing.sql : undefined });
   onClose.push(() => authz.close(), () => mcp.close(), () => human.close());
   const gateway = createGateway(deps);
   const api = createApiHandler({ store, identity, accessLogs, checks, extraRoutes: { '/policy/test': policyTestRoute(store, policy), '/containerlogs': containerLogsRoute(store, () => selected.runtime, () => selected.reason) } });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OcteliumError } from '@octelium-ts/shared';
-import { readSseArrivals, runBin, startBin, tempDir, user, type BinProcess } from './helpers/testing.js';
+import { readSseArrivals, runBin, startBin, startDemoMcpServer, tempDir, user, type BinProcess } from './helpers/testing.js';
 import { startUpstream, type TestUpstream } from './helpers/upstreams.js';
 import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
 import { eventually, startBalancer, startReplica, svc, type Balancer, type Replica } from './helpers/replicas.js';
@@ -129,6 +129,36 @@ test('a replica with another --domain refuses to join; a store that is down stop
   const down = await runBin('octelium-cluster', ['start', '--port', '0', '--data-dir', tempDir()], { env: { OCTELIUM_STORE: 'postgres://octelium@127.0.0.1:1/nothing' } });
   assert.notEqual(down.code, 0);
   assert.match(down.stderr, /cannot use the cluster store \(PostgreSQL at 127\.0\.0\.1:1\/nothing\): connect ECONNREFUSED/);
+});
+
+test('an MCP session initialized through one replica is honoured by the others, and only for its owner', async (t) => {
+  if (!pg) return t.skip('no PostgreSQL');
+  const [a, b, c] = replicas;
+  const mcpServer = await startDemoMcpServer({ jsonResponse: true });
+  try {
+    await a.api(rootToken).apply({ resources: [svc('calc', { mode: 'MCP', config: { upstream: { url: mcpServer.url.replace(/\/mcp$/, '') } } }), user('other')] });
+    const { token } = await a.api(rootToken).createCredential({ apiVersion: 'core/v1', kind: 'Credential', metadata: { name: 'other-access' }, spec: { type: 'ACCESS_TOKEN', user: 'other' } });
+    const post = (r: Replica, bearer: string, body: unknown, extra: Record<string, string> = {}) => fetch(`${r.url}/svc/calc/mcp`, {
+      method: 'POST', body: JSON.stringify(body),
+      headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...extra },
+    });
+    const init = await eventually(async () => {
+      const r = await post(a, rootToken, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'scale-out', version: '1' } } });
+      return r.status === 200 ? r : undefined;
+    }, 3000);
+    const sid = init.value.headers.get('mcp-session-id')!;
+    assert.ok(sid);
+    const session = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' };
+    await post(a, rootToken, { jsonrpc: '2.0', method: 'notifications/initialized' }, session);
+    const list = { jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} };
+    const onB = await post(b, rootToken, list, session);
+    assert.equal(onB.status, 200, await onB.clone().text());
+    assert.ok(((await onB.json()) as { result: { tools: unknown[] } }).result.tools.length > 0);
+    const hijack = await post(c, token.accessToken!, list, session);
+    assert.equal(hijack.status, 404, 'another principal presenting the id on a third replica');
+  } finally {
+    await mcpServer.close();
+  }
 });
 
 test('an agent connected to replica A serves calls arriving at B and C (SSE event by event); kill -9 A: the agent moves, calls succeed again, nothing applied is lost', { timeout: 60_000 }, async (t) => {

@@ -1,3 +1,4 @@
+import type { Sql } from '../store/sql.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayDeps, GatewayHooks } from '../gateway/deps.js';
 import type { ServiceIndex } from '../gateway/service-index.js';
@@ -26,6 +27,8 @@ export interface McpOptions {
   clusterUrl: () => string;
   /** The cluster's own listener; federated Services send member requests through it (mcp/federation). */
   selfURL: () => string;
+  /** A store shared with other replicas: MCP session bindings made on one are honoured by all. */
+  sharedStore?: Sql;
 }
 
 export interface McpSubsystem {
@@ -41,7 +44,7 @@ export interface McpSubsystem {
  * stages and the error-header hook. Audience checks apply to every Service.
  */
 export function registerMcp(o: McpOptions): McpSubsystem {
-  const sessions = new SessionBindings();
+  const sessions = new SessionBindings(o.sharedStore);
   const d = { authorize: (f: Parameters<GatewayDeps['authorize']>[0]) => o.deps.authorize(f), policy: o.policy, resources: o.resources, sessions, clusterUrl: o.clusterUrl };
   (o.deps.afterRoute ??= []).push(mcpEdgeStage(d));
   (o.deps.beforeAuthorize ??= []).push(audienceStage(d), mcpProtocolStage(d));

@@ -14,6 +14,8 @@ export const REPLICA_TABLES = `
 
 export const OAUTH_CODES = 'CREATE TABLE oauth_codes (hash TEXT PRIMARY KEY, json TEXT NOT NULL, used INTEGER NOT NULL DEFAULT 0, session_name TEXT, expires_at BIGINT NOT NULL);';
 
+export const MCP_SESSION_BINDINGS = 'CREATE TABLE mcp_session_bindings (key TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at BIGINT NOT NULL);';
+
 /** Numbered schema changes, applied once each in order (user_version counts them). */
 const MIGRATIONS: Array<string | ((db: DB) => void)> = [
   `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,6 +50,8 @@ const MIGRATIONS: Array<string | ((db: DB) => void)> = [
      failures INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
    CREATE INDEX oauth_pending_source ON oauth_pending (source, seq);
    ${OAUTH_CODES}`,
+  // 5: MCP session bindings shared by replicas (mcp/sessions.ts).
+  MCP_SESSION_BINDINGS,
 ];
 
 /**

@@ -1,4 +1,4 @@
-import { OAUTH_CODES, REPLICA_TABLES } from '../db.js';
+import { MCP_SESSION_BINDINGS, OAUTH_CODES, REPLICA_TABLES } from '../db.js';
 import { WRITE_LOCK, type PgSql } from './sync-pg.js';
 
 /** Held while migrating, so replicas starting together apply each migration exactly once. */
@@ -50,6 +50,8 @@ export const PG_MIGRATIONS: string[] = [
      failures INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);
    CREATE INDEX oauth_pending_source ON oauth_pending (source, seq);
    ${OAUTH_CODES}`,
+  // 4: MCP session bindings shared by replicas (mcp/sessions.ts).
+  MCP_SESSION_BINDINGS,
 ];
 
 /** Applies the migrations this database lacks, once, in one transaction, whatever number of replicas try at once. */
