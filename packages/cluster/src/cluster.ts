@@ -104,7 +104,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const accessLogs = new AccessLogStore(backing.accessLogTable);
   const policy = new PolicyEngine(store, { allowWhenNoRules: true });
   // Human identity: IdentityProviders, /login, /callback, /portal and the octelium_auth cookie (docs/identity.md).
-  const human = registerHumanIdentity({ store, identity, policy, clusterUrl: () => clusterURL(domain), config: opts.humanLogin });
+  const human = registerHumanIdentity({ store, identity, policy, clusterUrl: () => clusterURL(domain), config: opts.humanLogin, sql: backing.sql });
   const checks: AdmissionCheck[] = [checkExpressions, checkLuaPlugins];
   // Managed containers: the runtime is picked before listening, so the startup line can say which one and why.
   const containerClusterId = clusterId(backing.sql);

@@ -4,6 +4,7 @@ import { AssertionError, AssertionVerifier, assertionIssuer } from './assertion.
 import { GitHubAdapter } from './github-adapter.js';
 import { limitedFetch } from './limited-fetch.js';
 import { OidcAdapter } from './oidc-adapter.js';
+import type { ReplayCache } from './replay-cache.js';
 import { SamlAdapter } from './saml-adapter.js';
 import { LoginError, secretValue, type BrowserLoginAdapter } from './types.js';
 
@@ -21,7 +22,10 @@ export class IdentityProviders {
   readonly #unwatch: () => void;
   readonly #fetch = limitedFetch();
 
-  constructor(private readonly store: ResourceStore, private readonly clusterUrl: () => string, opts: { checkOnStart?: boolean } = {}) {
+  readonly #replay?: ReplayCache;
+
+  constructor(private readonly store: ResourceStore, private readonly clusterUrl: () => string, opts: { checkOnStart?: boolean; replay?: ReplayCache } = {}) {
+    this.#replay = opts.replay;
     this.#unwatch = store.watch((c) => {
       if (c.resource.kind === 'IdentityProvider') {
         if (c.type === 'DELETED') return void this.#entries.delete(c.resource.metadata.name);
@@ -55,7 +59,7 @@ export class IdentityProviders {
     const entry: Entry = { version: idp.metadata.resourceVersion ?? '', idp };
     if (spec.oidc) entry.browser = new OidcAdapter(idp, secret(spec.oidc.clientSecret), this.#fetch);
     else if (spec.github) entry.browser = new GitHubAdapter(idp, secret(spec.github.clientSecret), this.#fetch);
-    else if (spec.saml) entry.browser = new SamlAdapter(idp, this.clusterUrl, this.#fetch);
+    else if (spec.saml) entry.browser = new SamlAdapter(idp, this.clusterUrl, this.#fetch, this.#replay);
     else if (spec.oidcIdentityToken) entry.assertion = new AssertionVerifier(idp, this.clusterUrl, this.#fetch);
     this.#entries.set(name, entry);
     return entry;

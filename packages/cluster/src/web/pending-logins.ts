@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { LoginSecrets } from '../idp/types.js';
+import type { LoginSecrets, VerifiedIdentity } from '../idp/types.js';
 
 /** A login between `/login/<idp>` and `/callback`. Server-side, single use. */
 export interface PendingLogin {
@@ -12,6 +12,8 @@ export interface PendingLogin {
   cli?: { port: number; nonce: string };
   source: string;
   createdAt: number;
+  /** SAML HTTP-POST: the identity verified at the IdP's POST, waiting for the browser's GET with the login cookie. */
+  verified?: VerifiedIdentity;
 }
 
 export const PENDING_LOGIN_TTL_MS = 10 * 60_000;
@@ -42,6 +44,12 @@ export class PendingLogins {
     if (!p) return undefined;
     this.#byState.delete(state);
     return Date.now() - p.createdAt <= PENDING_LOGIN_TTL_MS ? p : undefined;
+  }
+
+  /** The login for `state`, left in place (SAML's POST step); undefined when unknown or expired. */
+  peek(state: string): PendingLogin | undefined {
+    const p = this.#byState.get(state);
+    return p && Date.now() - p.createdAt <= PENDING_LOGIN_TTL_MS ? p : undefined;
   }
 
   get size(): number {

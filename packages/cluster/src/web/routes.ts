@@ -38,7 +38,9 @@ interface CliCode { challenge: string; token: string; session: Resource; user: R
 
 /** One log line per refused login: who/what/why, never a token, code or secret. */
 function logRefusal(req: IncomingMessage, where: string, reason: string, message: string): void {
-  console.warn(`login: refused ${where} from ${sourceKey(req)}: ${reason}: ${message}`);
+  // The socket is gone (null) when a too-large body made the reader close the connection.
+  const from = req.socket ? sourceKey(req) : 'a closed connection';
+  console.warn(`login: refused ${where} from ${from}: ${reason}: ${message}`);
 }
 
 /**
@@ -121,6 +123,7 @@ export function createWebRoutes(deps: WebDeps) {
       page(res, status, errorPage(title, message), clear);
     };
     if (!state) return fail(400, 'Sign-in failed', 'NO_STATE', 'The identity provider did not send the sign-in state back.');
+    if (req.method === 'POST') return samlPost(req, res, state, raw as Record<string, string>, fail);
     // Login CSRF: the callback must reach the browser that started this login.
     if (readCookie(req, LOGIN_COOKIE) !== state) return fail(400, 'Sign-in failed', 'STATE_MISMATCH', 'This sign-in was not started in this browser (or it already finished). Start again.');
     const p = pending.take(state);
@@ -130,7 +133,8 @@ export function createWebRoutes(deps: WebDeps) {
     const callbackURL = new URL(`${cluster()}/callback`);
     for (const [k, v] of url.searchParams) callbackURL.searchParams.append(k, v);
     let who: VerifiedIdentity;
-    try {
+    if (p.verified) who = p.verified;
+    else try {
       who = await found.adapter.finish({ callback: callbackURL, form: req.method === 'POST' ? (raw as Record<string, string>) : undefined, redirectUri: `${cluster()}/callback`, state, secrets: p.secrets });
     } catch (e) {
       const err = e instanceof LoginError ? e : new LoginError(502, 'Sign-in failed', (e as Error).message, 'IDP_ERROR');
@@ -146,6 +150,28 @@ export function createWebRoutes(deps: WebDeps) {
     });
     console.info(`login: ${user.metadata.name} signed in with ${p.idp} (browser)`);
     see(res, p.redirect ?? '/portal', { 'set-cookie': [clearLoginCookie(cluster()), authCookie(cluster(), token, ttl / 1000)] });
+  }
+
+  /**
+   * SAML's HTTP-POST binding: the IdP's page POSTs the response here cross-site, and a SameSite=Lax cookie does not
+   * come along on a cross-site POST. So the response is verified now, only the verified identity is kept with the
+   * pending login, and the browser is sent to `GET /callback` — a top-level navigation, which does carry the login
+   * cookie — where the login finishes with the usual checks (the cookie must match the state: login CSRF).
+   */
+  async function samlPost(req: IncomingMessage, res: ServerResponse, state: string, form: Record<string, string>, fail: (status: number, title: string, reason: string, message: string) => void): Promise<void> {
+    const p = pending.peek(state);
+    if (!p || p.verified) return fail(400, 'Sign-in expired', 'UNKNOWN_STATE', 'This sign-in is unknown, expired or already used. Start again.');
+    const found = deps.idps.browser(p.idp);
+    if (!found || found.adapter.type !== 'saml') return fail(400, 'Sign-in failed', 'UNKNOWN_IDP', `The identity provider "${p.idp}" is gone, disabled, or does not answer by POST.`);
+    try {
+      p.verified = await found.adapter.finish({ callback: new URL(`${cluster()}/callback`), form, redirectUri: `${cluster()}/callback`, state, secrets: p.secrets });
+    } catch (e) {
+      pending.take(state);
+      const err = e instanceof LoginError ? e : new LoginError(502, 'Sign-in failed', (e as Error).message, 'IDP_ERROR');
+      if (err.reason === 'IDP_UNAVAILABLE') deps.idps.record(p.idp, err.message);
+      return fail(err.status, err.title, err.reason, err.message);
+    }
+    see(res, `/callback?state=${encodeURIComponent(state)}`);
   }
 
   function finishCli(res: ServerResponse, p: PendingLogin, user: Resource, idp: Resource, who: VerifiedIdentity, headers: Record<string, string>): void {
