@@ -1,6 +1,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
+import nodeCluster from 'node:cluster';
 import { startCluster } from './cluster.js';
+import { superviseWorkers } from './workers.js';
 
 /** Commander collector for repeatable flags. */
 const collect = (v: string, all: string[]) => [...all, v];
@@ -15,7 +17,7 @@ function count(flag: string) {
 }
 
 interface StartFlags {
-  dataDir: string; host: string; port: string; domain: string; store?: string; advertiseUrl?: string; replicaTimeout?: number;
+  dataDir: string; host: string; port: string; domain: string; store?: string; advertiseUrl?: string; replicaTimeout?: number; workers?: number;
   trustedProxyHops?: number; maxHeaderBytes?: number; maxHeaderCount?: number; maxUrlBytes?: number; headersTimeout?: number;
   requestTimeout?: number; maxBodyBytes?: number; maxInflightPerUser?: number;
   containerRuntime?: 'docker' | 'kubernetes' | 'none';
@@ -33,6 +35,7 @@ program
   .option('--domain <d>', "the cluster's public host name", 'localhost')
   .option('--store <url>', 'the store shared by every replica of this cluster, postgres://USER@HOST:PORT/DB (default: $OCTELIUM_STORE, else SQLite in --data-dir)')
   .option('--advertise-url <url>', 'how the other replicas reach this one (default: its listen URL)')
+  .option('--workers <n>', 'processes sharing this listener and store, to use more than one core (node:cluster; default 1)', count('--workers'))
   .option('--replica-timeout <ms>', 'how long the replica holding a tunnel agent may take to answer a forwarded request, 504 past it (default 60000)', count('--replica-timeout'))
   .addOption(new Option('--container-runtime <runtime>', 'runs Services with upstream.container (default: docker when the Docker socket answers, else none)').choices(['docker', 'kubernetes', 'none']))
   .option('--otlp-endpoint <url>', 'export AccessLogs and spans over OTLP/HTTP to this base URL (default: $OTEL_EXPORTER_OTLP_ENDPOINT)')
@@ -50,11 +53,12 @@ program
   .option('--max-body-bytes <n>', 'body limit for Services that set no maxRequestSize, 413 past it (default 104857600)', count('--max-body-bytes'))
   .option('--max-inflight-per-user <n>', 'gateway requests in flight per user, 429 past it (default 512)', count('--max-inflight-per-user'))
   .action(async (o: StartFlags) => {
+    if ((o.workers ?? 1) > 1 && nodeCluster.isPrimary) return superviseWorkers(o.workers!);
     const dataDir = resolve(o.dataDir);
     const headers = Object.fromEntries(o.otlpHeader.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
     const cluster = await startCluster({
       dataDir, host: o.host, port: Number(o.port), domain: o.domain,
-      store: o.store ?? (process.env.OCTELIUM_STORE || undefined), advertiseURL: o.advertiseUrl, replicas: { headersMs: o.replicaTimeout },
+      store: o.store ?? (process.env.OCTELIUM_STORE || undefined), advertiseURL: o.advertiseUrl, replicas: { headersMs: o.replicaTimeout, privateListener: nodeCluster.isWorker },
       containers: { runtime: o.containerRuntime },
       limits: {
         trustedProxyHops: o.trustedProxyHops, maxHeaderBytes: o.maxHeaderBytes, maxHeaderCount: o.maxHeaderCount, maxUrlBytes: o.maxUrlBytes,

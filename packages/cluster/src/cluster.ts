@@ -133,7 +133,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const routes = new Map<string, (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>>();
   const onClose: Array<() => void | Promise<void>> = [];
   // Replicas on a shared store: agents are registered there, and requests for them forwarded to their replica.
-  const replicas = backing.kind === 'postgres'
+  const replicas = backing.kind === 'postgres' || opts.replicas?.privateListener
     ? registerReplicas({ sql: backing.sql, hub: tunnel, clusterSecret, advertiseURL: () => opts.advertiseURL ?? selfURL, routes, onClose }, opts.replicas)
     : undefined;
   const deps: GatewayDeps = {
@@ -212,7 +212,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const port = (server.address() as AddressInfo).port;
   const listenHost = opts.host && opts.host !== '0.0.0.0' && opts.host !== '::' ? opts.host : '127.0.0.1';
   selfURL = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`;
-  replicas?.start(); // its lease advertises selfURL (or --advertise-url), known only now
+  await replicas?.start(); // its lease advertises selfURL (or --advertise-url), known only now
   if (port !== 80 && port !== 443 && !/:\d+$/.test(domain)) domain = `${domain}:${port}`;
   const url = clusterURL(domain);
   const info: ClusterInfo = { url, port, domain };
