@@ -248,3 +248,26 @@ test('partition: a holding replica that accepts but never answers gives 504 in b
     blackhole.close();
   }
 });
+
+test('PostgreSQL restarted under running replicas: writes fail fast with 503, the gateway keeps serving, all recover without a restart', { timeout: 60_000 }, async (t) => {
+  if (!pg) return t.skip('no PostgreSQL');
+  const [b, c] = replicas;
+  const auth = { authorization: `Bearer ${rootToken}` };
+  pg.stop();
+  try {
+    const t0 = Date.now();
+    const write = await b.api(rootToken).apply({ resources: [svc('during-outage', { config: { upstream: { url: upstream.url } } })] }).then(() => undefined, (e: OcteliumError) => e);
+    assert.equal(write?.httpStatus, 503, String(write));
+    assert.match(write!.message, /cluster store \(PostgreSQL at .*\) is unreachable/);
+    assert.ok(Date.now() - t0 < 3000, `failed after ${Date.now() - t0} ms`);
+    assert.equal((await fetch(`${c.url}/readyz`)).status, 503);
+    // Resources, Sessions and tokens are in memory: the gateway does not need the store per request.
+    assert.equal((await fetch(`${c.url}/svc/echo/still`, { headers: auth })).status, 200);
+  } finally {
+    pg.start();
+  }
+  await eventually(async () => (await fetch(`${b.url}/readyz`)).status === 200, 10_000, 100);
+  await eventually(() => b.api(rootToken).apply({ resources: [svc('after-outage', { config: { upstream: { url: upstream.url } } })] }).then(() => true), 10_000, 200);
+  // The LISTEN connection came back too: C sees B's change.
+  await eventually(async () => (await c.api(rootToken).get('Service', 'after-outage').catch(() => undefined)) !== undefined, 5000, 100);
+});
