@@ -6,6 +6,15 @@ import type { Document, LineCounter } from 'yaml';
 let yaml: typeof import('yaml') | undefined;
 const loadYaml = () => (yaml ??= createRequire(import.meta.url)('yaml') as typeof import('yaml'));
 
+/**
+ * yaml's pretty messages end in " at line L, column C:" followed by an excerpt on the next lines; the line is
+ * reported separately, so keep the sentence and say the column instead of cutting the message at the colon.
+ */
+function yamlErrorText(message: string, col: number | undefined): string {
+  const first = message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+  return col ? `${first} (column ${col})` : first;
+}
+
 /** YAML text of a value (`-o yaml`), with the same lazily loaded yaml. */
 export function toYaml(value: unknown): string {
   return loadYaml().stringify(value);
@@ -53,10 +62,17 @@ export function parseManifests(text: string, file: string): { docs: ManifestDoc[
     if (doc.errors.length === 0 && (doc.contents === null || doc.contents === undefined)) continue; // empty document (e.g. trailing ---)
     index++;
     if (doc.errors.length) {
-      for (const e of doc.errors) errors.push({ file, index, line: e.linePos?.[0]?.line, message: `YAML syntax error: ${e.message.split('\n')[0]}` });
+      for (const e of doc.errors) errors.push({ file, index, line: e.linePos?.[0]?.line, message: `YAML syntax error: ${yamlErrorText(e.message, e.linePos?.[0]?.col)}` });
       continue;
     }
-    const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: 100 });
+    } catch (err) {
+      // An alias with no anchor, or too many aliases (a billion-laughs document): the user's input, not a crash.
+      errors.push({ file, index, line: lc.linePos(start).line, message: `YAML error: ${(err as Error).message}` });
+      continue;
+    }
     // `get -o yaml|json` prints lists as `kind: List` with items, so that output re-applies as is.
     const isList = value && typeof value === 'object' && (value as { kind?: unknown }).kind === 'List' && Array.isArray((value as { items?: unknown }).items);
     const items: Array<{ raw: unknown; prefix: PathSegment[] }> = isList
