@@ -1,21 +1,16 @@
-import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { pipeline, type Duplex, type Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { Agent as UndiciAgent } from 'undici';
-import { WebSocketServer, type WebSocket } from 'ws';
-import {
-  DEFAULT_CONNECTION_BUFFER_BYTES, DEFAULT_TOTAL_BUFFER_BYTES, FrameType, MAX_FRAME_BYTES, OcteliumError,
-  TUNNEL_PROTOCOL_VERSIONS, TunnelBudget, TunnelMux, TunnelStreamError, WebSocketTransport,
-  canonicalServiceName, endToEndHeaders, normalizeUpstreamURL,
-  type ControlMessage, type HelloMessage, type Resource, type TunnelStream,
-} from '@octelium-ts/shared';
+import { WebSocketServer } from 'ws';
+import { DEFAULT_TOTAL_BUFFER_BYTES, MAX_FRAME_BYTES, OcteliumError, TunnelBudget, type Resource } from '@octelium-ts/shared';
 import type { Principal } from '../auth/principal.js';
-import { AgentConnection } from './agent-conn.js';
-import { replayPublished } from './publish-replay.js';
-import { decideServe, upstreamsServedBy } from './services.js';
+import { resolveTunnelTarget, sendToAgent } from './dispatch.js';
+import { acceptAgent, reauthenticateAgents, type HandshakeDeps, type HubLog } from './handshake.js';
+import { AgentRegistry } from './registry.js';
 import { rejectUpgrade, upgradeToken } from './upgrade.js';
 
 export { upstreamsServedBy, decideServe, decideService } from './services.js';
+export { CLOSE_HANDSHAKE_FAILED, CLOSE_SESSION_ENDED, CLOSE_UNSUPPORTED_VERSION } from './handshake.js';
 
 export interface TunnelHubOptions {
   authenticate(token: string): Principal | undefined;
@@ -88,11 +83,6 @@ export interface TunnelAgentInfo {
   version: number;
 }
 
-// Application close codes (4000–4999) the agent can tell apart from network failures.
-export const CLOSE_UNSUPPORTED_VERSION = 4002;
-export const CLOSE_HANDSHAKE_FAILED = 4003;
-export const CLOSE_SESSION_ENDED = 4001;
-
 export const DEFAULT_MAX_CONNECTIONS_PER_USER = 16;
 
 function defaultLog(msg: string, fields?: Record<string, unknown>): void {
@@ -101,20 +91,19 @@ function defaultLog(msg: string, fields?: Record<string, unknown>): void {
 
 /**
  * The cluster end of `octelium connect`: accepts agents on `GET /api/v1/connect`, decides which Services each may
- * serve, routes gateway requests to them (`dispatch`) and replays what they publish through the gateway.
+ * serve, routes gateway requests to them (`dispatch`) and replays what they publish through the gateway. The work is
+ * split by concern: admission here, the handshake and publish streams in handshake.ts, who is connected in
+ * registry.ts, and sending a request down a tunnel in dispatch.ts.
  */
 export class TunnelHub {
   readonly #opts: TunnelHubOptions;
-  readonly #log: (msg: string, fields?: Record<string, unknown>) => void;
+  readonly #log: HubLog;
   readonly #wss: WebSocketServer;
-  readonly #agents = new Map<string, AgentConnection>();
-  readonly #waiters = new Set<() => void>();
+  readonly #registry = new AgentRegistry();
   readonly #loopback: UndiciAgent;
   readonly #reauthTimer?: NodeJS.Timeout;
   readonly #budget: TunnelBudget;
-  /** Open tunnel sockets per User, counted from the upgrade until the socket closes. */
-  readonly #connections = new Map<string, number>();
-  #rr = 0;
+  readonly #handshake: HandshakeDeps;
   #closed = false;
 
   constructor(opts: TunnelHubOptions) {
@@ -124,9 +113,10 @@ export class TunnelHub {
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false, clientTracking: false });
     // Published streams may be long-lived SSE; the gateway they go through applies the Service's own timeouts.
     this.#loopback = new UndiciAgent({ bodyTimeout: 0, headersTimeout: 0 });
+    this.#handshake = { opts, registry: this.#registry, budget: this.#budget, loopback: this.#loopback, log: this.#log };
     const every = opts.reauthenticateMs ?? 30_000;
     if (every > 0) {
-      this.#reauthTimer = setInterval(() => this.#reauthenticate(), every);
+      this.#reauthTimer = setInterval(() => reauthenticateAgents(this.#handshake), every);
       this.#reauthTimer.unref();
     }
   }
@@ -143,6 +133,7 @@ export class TunnelHub {
     }
   }
 
+  /** Admission: a valid Session, and room under the User's connection cap; then the WebSocket handshake. */
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (this.#closed) return rejectUpgrade(socket, new OcteliumError('UNREACHABLE', 'cluster is shutting down'));
     const token = upgradeToken(req);
@@ -158,71 +149,51 @@ export class TunnelHub {
     }
     const p = principal;
     const user = p.user.metadata.name;
-    const open = this.#connections.get(user) ?? 0;
     const cap = this.#opts.maxConnectionsPerUser ?? DEFAULT_MAX_CONNECTIONS_PER_USER;
-    if (open >= cap) {
+    const { open, release } = this.#registry.admit(user, cap);
+    if (!release) {
       this.#log('tunnel: refused a connection over the per-user limit', { user, open, limit: cap });
       rejectUpgrade(socket, new OcteliumError('RATE_LIMITED', `user ${user} already has ${open} tunnel connections, the limit; close one (octelium connect) or retry later`, { user, limit: cap }));
       return;
     }
-    this.#connections.set(user, open + 1);
-    socket.once('close', () => {
-      const n = (this.#connections.get(user) ?? 1) - 1;
-      if (n > 0) this.#connections.set(user, n);
-      else this.#connections.delete(user);
-    });
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, p, token));
+    socket.once('close', release);
+    this.#wss.handleUpgrade(req, socket, head, (ws) => acceptAgent(ws, p, token, this.#handshake));
   }
 
   isServing(userName: string, service: string): boolean {
-    const name = canonicalServiceName(service);
-    for (const c of this.#agents.values()) if (c.alive && c.user === userName && c.accepted.has(name)) return true;
-    return false;
+    return this.#registry.isServing(userName, service);
   }
 
+  /** Sends a gateway request down a tunnel of `userName`, waiting briefly (reconnectGraceMs) for an agent to appear. */
   async dispatch(userName: string, req: TunnelRequest): Promise<TunnelResponse> {
-    const service = canonicalServiceName(req.service);
-    let svc: Resource | undefined;
-    try {
-      svc = this.#opts.getService(service);
-    } catch {
-      svc = undefined;
-    }
-    const upstreams = svc ? upstreamsServedBy(svc, userName) : [];
-    if (!upstreams.length) {
-      throw new OcteliumError('UPSTREAM_FAILED', `Service ${service} is not served by user ${userName} through octelium connect`, { service, user: userName });
-    }
-    let target: string;
-    try {
-      target = normalizeUpstreamURL(req.upstreamURL);
-    } catch {
-      target = '';
-    }
-    if (!upstreams.includes(target)) {
-      throw new OcteliumError('UPSTREAM_FAILED', `upstream ${req.upstreamURL} is not an upstream of Service ${service} for user ${userName}`, { service, user: userName });
-    }
+    const { service, target, upstreams } = resolveTunnelTarget((n) => this.#opts.getService(n), userName, req);
     const deadline = Date.now() + (this.#opts.reconnectGraceMs ?? 300);
     for (;;) {
       if (req.signal?.aborted) throw req.signal.reason ?? new Error('aborted');
-      const conn = this.#pick(userName, service, upstreams);
+      const conn = this.#registry.pick(userName, service);
       if (conn === 'full') {
         throw new OcteliumError('UNREACHABLE',
           `the tunnel to user ${userName} is over its memory budget (slow clients or a slow agent); retry later`,
           { service, user: userName });
       }
-      if (conn) return this.#send(conn, service, target, req);
+      if (conn) {
+        if (!conn.accepted.has(service)) this.#log('tunnel: agent now serves Service', { agent: conn.id, user: conn.user, service });
+        // Sync the agent's view first, so its URL check and ours never disagree.
+        conn.sync(service, upstreams);
+        return sendToAgent(conn, service, target, req);
+      }
       const left = deadline - Date.now();
       if (left <= 0 || this.#closed) {
         throw new OcteliumError('UPSTREAM_NOT_CONNECTED',
           `Service ${service} is served by user ${userName} through \`octelium connect\`, and no agent of that user is connected`,
           { service, user: userName });
       }
-      await this.#waitForAgent(left, req.signal);
+      await this.#registry.waitForAgent(left, req.signal);
     }
   }
 
   agents(): TunnelAgentInfo[] {
-    return [...this.#agents.values()].filter((c) => c.ready).map((c) => ({
+    return this.#registry.all().filter((c) => c.ready).map((c) => ({
       id: c.id,
       user: c.user,
       services: [...c.accepted.keys()].sort(),
@@ -243,8 +214,8 @@ export class TunnelHub {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#reauthTimer) clearInterval(this.#reauthTimer);
-    for (const w of [...this.#waiters]) w();
-    const closing = [...this.#agents.values()].map((c) => new Promise<void>((resolve) => {
+    this.#registry.notify();
+    const closing = this.#registry.all().map((c) => new Promise<void>((resolve) => {
       if (c.mux.closed && c.mux.closeInfo) return resolve();
       const prev = c.mux.onclose;
       c.mux.onclose = (info) => {
@@ -255,199 +226,8 @@ export class TunnelHub {
       setTimeout(resolve, 1000).unref();
     }));
     await Promise.all(closing);
-    this.#agents.clear();
+    this.#registry.clear();
     await this.#loopback.close().catch(() => {});
     await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
-  }
-
-  // ---- connection lifecycle ----
-
-  #accept(ws: WebSocket, principal: Principal, token: string): void {
-    const hb = this.#opts.heartbeat ?? {};
-    const transport = new WebSocketTransport(ws, { heartbeatIntervalMs: hb.intervalMs, heartbeatTimeoutMs: hb.timeoutMs });
-    const mux = new TunnelMux(transport, {
-      role: 'server',
-      maxStreams: this.#opts.maxStreams,
-      budget: new TunnelBudget(this.#opts.maxBufferedBytesPerAgent ?? DEFAULT_CONNECTION_BUFFER_BYTES, this.#budget),
-    });
-    const conn = new AgentConnection(randomBytes(6).toString('hex'), principal, token, mux);
-    this.#agents.set(conn.id, conn);
-    const timer = setTimeout(() => {
-      if (conn.ready) return;
-      this.#log('tunnel: agent did not complete the handshake', { agent: conn.id, user: conn.user });
-      mux.close(CLOSE_HANDSHAKE_FAILED, 'handshake timeout', { code: 'HANDSHAKE_TIMEOUT', reason: 'no HELLO received' });
-    }, this.#opts.handshakeTimeoutMs ?? 10_000);
-    timer.unref();
-    // Already open (ws upgraded it synchronously); a socket that closed in between never fires 'close' for us.
-    transport.start().catch(() => {
-      clearTimeout(timer);
-      this.#agents.delete(conn.id);
-    });
-
-    mux.oncontrol = (m) => this.#onControl(conn, m);
-    mux.onstream = (s) => this.#onAgentStream(conn, s);
-    mux.onerror = (err) => this.#log('tunnel: connection error', { agent: conn.id, user: conn.user, error: err.message });
-    mux.onclose = (info) => {
-      clearTimeout(timer);
-      this.#agents.delete(conn.id);
-      if (conn.ready) {
-        this.#log('tunnel: agent disconnected', { agent: conn.id, user: conn.user, code: info.code, reason: info.reason });
-      }
-    };
-  }
-
-  #onControl(conn: AgentConnection, m: ControlMessage): void {
-    if (m.type === FrameType.HELLO && !conn.ready) return this.#onHello(conn, m.message);
-    if (m.type === FrameType.GOAWAY) {
-      this.#log('tunnel: agent is going away', { agent: conn.id, user: conn.user, reason: m.message.reason });
-      return;
-    }
-    conn.mux.close(1002, 'unexpected control frame', { code: 'PROTOCOL_ERROR', reason: `unexpected control frame 0x${m.type.toString(16)}` });
-  }
-
-  #onHello(conn: AgentConnection, hello: Required<Pick<HelloMessage, 'versions' | 'serve' | 'serveAll' | 'publish'>>): void {
-    const version = TUNNEL_PROTOCOL_VERSIONS.find((v) => hello.versions.includes(v));
-    if (version === undefined) {
-      this.#log('tunnel: agent refused: no common protocol version', { agent: conn.id, user: conn.user, offered: hello.versions });
-      conn.mux.close(CLOSE_UNSUPPORTED_VERSION, 'unsupported protocol version', {
-        code: 'UNSUPPORTED_VERSION',
-        reason: `this cluster speaks tunnel protocol versions ${TUNNEL_PROTOCOL_VERSIONS.join(', ')}; the agent offered ${hello.versions.join(', ')}`,
-        supportedVersions: [...TUNNEL_PROTOCOL_VERSIONS],
-      });
-      return;
-    }
-    const decision = decideServe(this.#opts, conn.user, hello.serve, hello.serveAll);
-    for (const r of decision.rejected) {
-      this.#log('tunnel: refused to let agent serve Service', { agent: conn.id, user: conn.user, service: r.name, reason: r.reason });
-    }
-    conn.version = version;
-    conn.serveAll = hello.serveAll;
-    conn.publish = hello.publish;
-    for (const name of hello.serve) conn.wants.add(canonicalServiceNameSafe(name));
-    for (const a of decision.accepted) conn.accepted.set(a.name, a.upstreams);
-    conn.mux.sendControl(FrameType.WELCOME, {
-      version,
-      agentId: conn.id,
-      user: conn.user,
-      services: conn.acceptedList(),
-      rejected: decision.rejected,
-    });
-    conn.ready = true;
-    this.#log('tunnel: agent connected', {
-      agent: conn.id, user: conn.user, serving: [...conn.accepted.keys()], publishing: conn.publish,
-    });
-    for (const w of [...this.#waiters]) w();
-  }
-
-  #onAgentStream(conn: AgentConnection, stream: TunnelStream): void {
-    if (!conn.ready) return stream.reset('REFUSED', 'handshake not complete');
-    // Agents only publish; serving streams flow hub → agent, never the other way.
-    if (stream.requestHead.kind !== 'publish') return stream.reset('REFUSED', 'agents may only open publish streams');
-    conn.publishedStreams++;
-    replayPublished(stream, conn, { selfURL: this.#opts.selfURL(), dispatcher: this.#loopback, log: this.#log }).catch((err: Error) => {
-      this.#log('tunnel: published request failed', { agent: conn.id, error: err.message });
-      stream.reset('INTERNAL', 'the cluster failed to replay the request');
-    });
-  }
-
-  #reauthenticate(): void {
-    for (const c of [...this.#agents.values()]) {
-      if (!c.ready || c.mux.closed) continue;
-      let user: string | undefined;
-      try {
-        user = this.#opts.authenticate(c.token)?.user.metadata.name;
-      } catch {
-        user = undefined; // an error is not a valid Session either
-      }
-      if (user === c.user) continue;
-      this.#log('tunnel: agent Session is no longer valid; disconnecting it', { agent: c.id, user: c.user });
-      c.mux.close(CLOSE_SESSION_ENDED, 'session ended', { code: 'SESSION_ENDED', reason: 'the Session of this agent is no longer valid' });
-    }
-  }
-
-  // ---- dispatch ----
-
-  /**
-   * The least busy ready agent of the user serving `service` (round-robin among equals), syncing its view first;
-   * 'full' when there are such agents but none has room in its buffer budget for another stream.
-   */
-  #pick(userName: string, service: string, upstreams: string[]): AgentConnection | 'full' | undefined {
-    const serving: AgentConnection[] = [];
-    for (const c of this.#agents.values()) {
-      if (!c.alive || c.user !== userName) continue;
-      if (c.accepted.has(service) || c.serveAll || c.wants.has(service)) serving.push(c);
-    }
-    if (!serving.length) return undefined;
-    const candidates = serving.filter((c) => c.mux.canOpenStream());
-    if (!candidates.length) return 'full';
-    const min = Math.min(...candidates.map((c) => c.mux.activeStreams));
-    const least = candidates.filter((c) => c.mux.activeStreams === min);
-    const conn = least[this.#rr++ % least.length];
-    if (!conn.accepted.has(service)) {
-      this.#log('tunnel: agent now serves Service', { agent: conn.id, user: conn.user, service });
-    }
-    conn.sync(service, upstreams);
-    return conn;
-  }
-
-  async #send(conn: AgentConnection, service: string, target: string, req: TunnelRequest): Promise<TunnelResponse> {
-    const stream = conn.mux.openStream({
-      kind: 'serve',
-      service,
-      upstreamURL: target,
-      method: req.method.toUpperCase(),
-      path: req.path.startsWith('/') ? req.path : `/${req.path}`,
-      headers: endToEndHeaders(req.headers),
-      hasBody: req.body !== undefined,
-    });
-    conn.servedStreams++;
-    const signal = req.signal;
-    const onAbort = () => stream.reset('CANCEL', 'client went away');
-    if (signal) {
-      signal.addEventListener('abort', onAbort, { once: true });
-      stream.once('close', () => signal.removeEventListener('abort', onAbort));
-    }
-    if (typeof req.body === 'string' || req.body instanceof Uint8Array) {
-      stream.writable.end(Buffer.from(req.body));
-    } else if (req.body) {
-      pipeline(req.body, stream.writable, (err) => {
-        if (err && !stream.closed) stream.reset('CANCEL', `request body failed: ${err.message}`);
-      });
-    } else {
-      stream.writable.end();
-    }
-    try {
-      const head = await stream.responseHead;
-      return { statusCode: head.status, headers: head.headers, body: stream.readable };
-    } catch (err) {
-      if (signal?.aborted) throw signal.reason ?? err;
-      const e = err as TunnelStreamError;
-      const reason = err instanceof TunnelStreamError ? e.reason : (err as Error).message;
-      throw new OcteliumError('UPSTREAM_FAILED', `upstream of ${service} via octelium connect failed: ${reason}`, {
-        service, user: conn.user, agent: conn.id, code: e.code,
-      });
-    }
-  }
-
-  #waitForAgent(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(t);
-        this.#waiters.delete(done);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      const t = setTimeout(done, ms);
-      this.#waiters.add(done);
-      signal?.addEventListener('abort', done, { once: true });
-    });
-  }
-}
-
-function canonicalServiceNameSafe(name: string): string {
-  try {
-    return canonicalServiceName(name);
-  } catch {
-    return name;
   }
 }
