@@ -1,11 +1,9 @@
 import { identityProviderType, type IdentityProviderSpec, type Resource, type UserSpec } from '@octelium-ts/shared';
 import type { ResourceStore } from '../store/resource-store.js';
 import { AssertionError, AssertionVerifier, assertionIssuer } from './assertion.js';
-import { GitHubAdapter } from './github-adapter.js';
 import { limitedFetch } from './limited-fetch.js';
-import { OidcAdapter } from './oidc-adapter.js';
 import type { ReplayCache } from './replay-cache.js';
-import { SamlAdapter } from './saml-adapter.js';
+import { lazyAdapter } from './lazy-adapter.js';
 import { LoginError, secretValue, type BrowserLoginAdapter } from './types.js';
 
 export interface IdpStatus { type: string; state: 'Ready' | 'Failed'; message?: string; checkedAt: string }
@@ -57,9 +55,10 @@ export class IdentityProviders {
     const spec = idp.spec as IdentityProviderSpec;
     const secret = (ref?: { fromSecret: string }) => () => secretValue(this.store, ref?.fromSecret);
     const entry: Entry = { version: idp.metadata.resourceVersion ?? '', idp };
-    if (spec.oidc) entry.browser = new OidcAdapter(idp, secret(spec.oidc.clientSecret), this.#fetch);
-    else if (spec.github) entry.browser = new GitHubAdapter(idp, secret(spec.github.clientSecret), this.#fetch);
-    else if (spec.saml) entry.browser = new SamlAdapter(idp, this.clusterUrl, this.#fetch, this.#replay);
+    const fetchFn = this.#fetch;
+    if (spec.oidc) entry.browser = lazyAdapter('oidc', async () => new (await import('./oidc-adapter.js')).OidcAdapter(idp, secret(spec.oidc!.clientSecret), fetchFn));
+    else if (spec.github) entry.browser = lazyAdapter('github', async () => new (await import('./github-adapter.js')).GitHubAdapter(idp, secret(spec.github!.clientSecret), fetchFn));
+    else if (spec.saml) entry.browser = lazyAdapter('saml', async () => new (await import('./saml-adapter.js')).SamlAdapter(idp, this.clusterUrl, fetchFn, this.#replay));
     else if (spec.oidcIdentityToken) entry.assertion = new AssertionVerifier(idp, this.clusterUrl, this.#fetch);
     this.#entries.set(name, entry);
     return entry;

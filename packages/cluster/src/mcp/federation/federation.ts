@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import { canonicalServiceName, OcteliumError, parseJsonBytes, type MCPFederationMember } from '@octelium-ts/shared';
 import type { GatewayContext } from '../../gateway/context.js';
 import type { UpstreamResponse } from '../../gateway/proxy.js';
@@ -184,6 +183,8 @@ export class Federation {
 
   async #initialize(ctx: GatewayContext, members: MCPFederationMember[], msg: JsonRpcMessage, hop: Hop): Promise<UpstreamResponse> {
     const p = msg.params ?? {};
+    // Loaded on the first federated initialize: the SDK's types module (its zod schemas) is ~80 ms of cluster start.
+    const { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } = await import('@modelcontextprotocol/sdk/types.js');
     const asked = typeof p.protocolVersion === 'string' ? p.protocolVersion : LATEST_PROTOCOL_VERSION;
     const version = SUPPORTED_PROTOCOL_VERSIONS.includes(asked) ? asked : LATEST_PROTOCOL_VERSION;
     const path = ctx.upstreamPath.split('?')[0] || '/';
