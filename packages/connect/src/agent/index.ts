@@ -67,6 +67,11 @@ export interface AgentState extends ConnectState {
   lastErrorCode?: string;
   /** True once the agent was connected at least once since it started. */
   everConnected: boolean;
+  /**
+   * Set when the agent stopped retrying for good: the cluster refuses its Session (401: revoked, expired, logged out)
+   * and there is no auth token to get a new one, or the auth token is refused too. Retrying could never succeed.
+   */
+  gaveUp?: boolean;
 }
 
 export interface AgentStats { activeStreams: number; served: number; published: number }
@@ -226,12 +231,14 @@ class ConnectAgent extends EventEmitter implements AgentHandle {
         if (signal.aborted) break;
         const e = err instanceof DialError ? err : new DialError('NETWORK', (err as Error).message);
         let message = e.message;
-        if (e.code === 'UNAUTHENTICATED' && this.#opts.renewAccessToken) {
-          try {
-            this.#token = await this.#opts.renewAccessToken();
-          } catch (renewErr) {
-            message = `${e.message}; renewing the Session failed: ${(renewErr as Error).message}`;
+        if (e.code === 'UNAUTHENTICATED') {
+          const renewal = await this.#renew();
+          if (renewal.refused) {
+            // Nothing this agent holds can get a Session again: stop instead of knocking with a dead token forever.
+            this.#set({ state: 'disconnected', lastError: `${message}${renewal.error ? `; renewing the Session failed: ${renewal.error}` : ''}`, lastErrorCode: e.code, retryAt: undefined, gaveUp: true });
+            break;
           }
+          if (renewal.error) message = `${message}; renewing the Session failed: ${renewal.error}`;
         }
         this.#disconnected(attempt++, message, e.code);
       }
@@ -240,6 +247,21 @@ class ConnectAgent extends EventEmitter implements AgentHandle {
     }
     this.#session = undefined;
     this.#set({ state: 'disconnected', retryAt: undefined });
+  }
+
+  /**
+   * After a 401: a fresh Session from the auth token, if the agent has one. `refused` when there is no way to get one
+   * (no auth token, or the cluster refuses it with 401 too); a network error while renewing is worth retrying.
+   */
+  async #renew(): Promise<{ refused: boolean; error?: string }> {
+    if (!this.#opts.renewAccessToken) return { refused: true };
+    try {
+      this.#token = await this.#opts.renewAccessToken();
+      return { refused: false };
+    } catch (err) {
+      const status = (err as { httpStatus?: unknown }).httpStatus;
+      return { refused: status === 401, error: (err as Error).message };
+    }
   }
 
   #disconnected(attempt: number, lastError: string, lastErrorCode: string): void {
@@ -287,7 +309,7 @@ class ConnectAgent extends EventEmitter implements AgentHandle {
     this.#state = next;
     if (this.#opts.stateFile !== false) {
       try {
-        const { agentId: _a, lastErrorCode: _c, everConnected: _e, ...file } = next;
+        const { agentId: _a, lastErrorCode: _c, everConnected: _e, gaveUp: _g, ...file } = next;
         writeConnectState(file, this.#opts.stateFile);
       } catch (err) {
         this.#log('cannot write the connect state file', { error: (err as Error).message });

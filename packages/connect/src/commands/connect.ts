@@ -74,7 +74,10 @@ export function registerConnect(program: Command): void {
       const fatal = await untilStopped(agent, ui?.waitUntilExit());
       await agent.close();
       ui?.unmount();
-      if (fatal) throw new OcteliumError(fatal.lastErrorCode === 'UNAUTHENTICATED' ? 'UNAUTHENTICATED' : 'UNREACHABLE', fatal.lastError ?? 'cannot connect');
+      if (fatal?.lastErrorCode === 'UNAUTHENTICATED') {
+        throw new OcteliumError('UNAUTHENTICATED', `${fatal.lastError ?? 'the cluster refused the Session'} — it was revoked, expired or logged out: run \`octelium login --domain ${domain}\` again (or pass --auth-token), then restart octelium connect`);
+      }
+      if (fatal) throw new OcteliumError('UNREACHABLE', fatal.lastError ?? 'cannot connect');
     });
 }
 
@@ -88,7 +91,8 @@ async function renderStatusView(agent: AgentHandle, messages: () => string[]) {
 
 /**
  * Runs until SIGINT/SIGTERM (or the ink view exits on Ctrl-C). Returns the state when the agent can never succeed:
- * refused before it ever connected for a reason retrying will not fix (bad Session, no common protocol version).
+ * its Session is refused and cannot be renewed (the agent gave up), or no common protocol version before it ever
+ * connected.
  */
 function untilStopped(agent: AgentHandle, uiExit?: Promise<unknown>): Promise<AgentState | undefined> {
   return new Promise((resolve) => {
@@ -100,7 +104,7 @@ function untilStopped(agent: AgentHandle, uiExit?: Promise<unknown>): Promise<Ag
     };
     const onSignal = () => done();
     const onState = (s: AgentState) => {
-      if (!s.everConnected && (s.lastErrorCode === 'UNAUTHENTICATED' || s.lastErrorCode === 'UNSUPPORTED_VERSION')) done(s);
+      if (s.gaveUp || (!s.everConnected && s.lastErrorCode === 'UNSUPPORTED_VERSION')) done(s);
     };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
