@@ -27,6 +27,8 @@ export class ReplicaRegistry {
   readonly #heartbeatMs: number;
   readonly #leaseMs: number;
   readonly #suspects = new Map<string, number>();
+  /** Recent answers of `holders`: forwarding must not cost a store round trip per request. */
+  readonly #cache = new Map<string, { until: number; holders: Holder[] }>();
   #timer: NodeJS.Timeout | undefined;
   #beats = 0;
 
@@ -74,8 +76,22 @@ export class ReplicaRegistry {
     }
   }
 
-  /** Live replicas other than this one whose agents of `user` serve `service`. */
+  /**
+   * Live replicas other than this one whose agents of `user` serve `service`. Answers are kept for a heartbeat
+   * (a miss for a tenth of one), which is as fresh as the registrations themselves; an unreachable holder is
+   * dropped from them at once (`suspect`).
+   */
   holders(user: string, service: string, now = Date.now()): Holder[] {
+    const key = `${user}\n${service}`;
+    const hit = this.#cache.get(key);
+    if (hit && hit.until > now) return hit.holders.filter((h) => (this.#suspects.get(h.replicaId) ?? 0) <= now);
+    const holders = this.#lookup(user, service, now);
+    if (this.#cache.size > 10_000) this.#cache.clear();
+    this.#cache.set(key, { until: now + (holders.length ? this.#heartbeatMs : this.#heartbeatMs / 10), holders });
+    return holders;
+  }
+
+  #lookup(user: string, service: string, now: number): Holder[] {
     const rows = this.sql.all<{ replica_id: string; advertise_url: string; services: string; serve_all: number }>(
       'SELECT a.replica_id, r.advertise_url, a.services, a.serve_all FROM tunnel_agents a JOIN replicas r ON r.id = a.replica_id WHERE a.user_name = ? AND r.expires_at > ? AND a.replica_id <> ?',
       [user, now, this.id]);
