@@ -84,7 +84,7 @@ test('with an auth token the Session is renewed; once the Credential is deleted 
     assert.equal(agent.proc.exitCode, null, 'still running');
     await tc.api.delete('Credential', 'mcp-01-renewable'); // takes its Sessions with it
     assert.equal(await exitCode(agent), 3, agent.output());
-    assert.match(agent.output(), /renewing the Session failed: invalid or expired auth token/);
+    assert.match(agent.output(), /renewing the Session failed: localhost:\d+ refused this auth token \(invalid or expired auth token\)/);
   } finally {
     await agent.stop('SIGKILL');
   }

@@ -211,7 +211,15 @@ describe('octelium login / status / logout', () => {
     const after = await runBin('octeliumctl', ['get', 'ns'], { env: e });
     assert.equal(after.code, 3);
     assert.match(after.stderr, /not logged in/);
+    // A garbage token: say where tokens come from, not "run the same command again".
     const badLogin = await runBin('octelium', ['login', '--auth-token', 'oct_wrong'], { env: e });
     assert.equal(badLogin.code, 3);
+    assert.match(badLogin.stderr, /refused this auth token/);
+    assert.match(badLogin.stderr, /bootstrap-token/);
+    assert.match(badLogin.stderr, /octeliumctl create cred NAME --user USER --type auth-token/);
+    assert.doesNotMatch(badLogin.stderr, /hint:/);
+    const badEnv = await runBin('octeliumctl', ['get', 'ns'], { env: { ...e, OCTELIUM_AUTH_TOKEN: 'garbage' } });
+    assert.equal(badEnv.code, 3);
+    assert.match(badEnv.stderr, /refused this auth token.*octeliumctl create cred/s);
   });
 });

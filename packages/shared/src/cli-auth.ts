@@ -1,4 +1,5 @@
 import { ApiClient } from './api-client.js';
+import type { LoginResponse } from './api-types.js';
 import { OcteliumError } from './errors.js';
 import { lastDomain, loadLogin } from './login-state.js';
 
@@ -26,11 +27,28 @@ export async function authenticatedClient(opts: CliAuthOptions): Promise<ApiClie
   }
   const authToken = opts.authToken || process.env.OCTELIUM_AUTH_TOKEN;
   if (authToken) {
-    client.accessToken = (await client.login(authToken)).accessToken;
+    client.accessToken = (await exchangeAuthToken(client, authToken)).accessToken;
     return client;
   }
   const state = loadLogin(domain);
   if (!state) throw new OcteliumError('UNAUTHENTICATED', `not logged in to ${domain}: run \`octelium login --domain ${domain}\` (browser sign-in) or add \`--auth-token <TOKEN>\``);
   client.accessToken = state.accessToken;
   return client;
+}
+
+/** Where auth tokens come from, for a person holding one the cluster refused (a typo, a token of another cluster). */
+export const AUTH_TOKEN_SOURCES =
+  "auth tokens come from the cluster's bootstrap token file (DATA_DIR/bootstrap-token, the root user's, written on its first start) " +
+  'or from an admin: `octeliumctl create cred NAME --user USER --type auth-token`';
+
+/** `POST /login` with an auth token; a refusal says where a valid token comes from rather than to try again. */
+export async function exchangeAuthToken(client: ApiClient, authToken: string): Promise<LoginResponse> {
+  try {
+    return await client.login(authToken);
+  } catch (err) {
+    if (err instanceof OcteliumError && err.httpStatus === 401) {
+      throw new OcteliumError('UNAUTHENTICATED', `${client.domain} refused this auth token (${err.message}); ${AUTH_TOKEN_SOURCES}`, err.details, 401);
+    }
+    throw err;
+  }
 }

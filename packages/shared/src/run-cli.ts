@@ -10,7 +10,8 @@ export async function runCli(program: Command, name: string, argv = process.argv
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof OcteliumError) {
-      const hint = err.httpStatus === 401 && !/octelium login/.test(err.message) ? '\nhint: run `octelium login --domain <DOMAIN> --auth-token <TOKEN>`' : '';
+      // A message that already names its remedy (log in again, where tokens come from) needs no generic hint.
+      const hint = err.httpStatus === 401 && !/octelium login|create cred/.test(err.message) ? '\nhint: run `octelium login --domain <DOMAIN> --auth-token <TOKEN>`' : '';
       console.error(`${name}: ${err.message}${hint}`);
       process.exitCode = err.httpStatus === 401 ? 3 : err.code === 'OCT_ERR_UNREACHABLE' ? 4 : 1;
     } else if (err instanceof Error && 'code' in err && String((err as { code: unknown }).code).startsWith('commander.')) {

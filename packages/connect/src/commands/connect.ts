@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
-import { ApiClient, OcteliumError, authenticatedClient, resolveDomain } from '@octelium-ts/shared';
+import { ApiClient, OcteliumError, authenticatedClient, exchangeAuthToken, resolveDomain } from '@octelium-ts/shared';
 import {
   connectStatePath, parsePublishSpec, parseStdioSpec, readConnectState, startAgent, type AgentHandle, type AgentState,
 } from '../agent/index.js';
@@ -52,7 +52,7 @@ export function registerConnect(program: Command): void {
       if (o.detach) return detach(domain, o, accessToken, authToken);
 
       // With an auth token the Session can be renewed when it expires; a stored login Session cannot.
-      const renewAccessToken = authToken ? async () => (await new ApiClient({ domain }).login(authToken)).accessToken : undefined;
+      const renewAccessToken = authToken ? async () => (await exchangeAuthToken(new ApiClient({ domain }), authToken)).accessToken : undefined;
       const tty = Boolean(process.stdout.isTTY);
       const messages: string[] = [];
       const log = tty

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ApiClient, OcteliumError, loadLogin, removeLogin, resolveDomain, saveLogin } from '@octelium-ts/shared';
+import { ApiClient, OcteliumError, exchangeAuthToken, loadLogin, removeLogin, resolveDomain, saveLogin } from '@octelium-ts/shared';
 import { assertionLogin, browserLogin } from './browser-login.js';
 
 export function registerLogin(program: Command): void {
@@ -17,7 +17,7 @@ export function registerLogin(program: Command): void {
       if (o.assertion) {
         state = await assertionLogin(domain, o.assertion);
       } else if (token) {
-        const res = await new ApiClient({ domain }).login(token);
+        const res = await exchangeAuthToken(new ApiClient({ domain }), token);
         state = { accessToken: res.accessToken, expiresAt: res.expiresAt, user: res.user.metadata.name, session: res.session.metadata.name };
       } else {
         // HUMAN users: the browser sign-in; its instructions go to stderr so stdout keeps only the result line.
