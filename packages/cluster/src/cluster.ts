@@ -88,7 +88,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const limits = resolveLimits(opts.limits);
   const faults = new Faults();
   // SQLite in the data dir, or PostgreSQL shared by every replica (--store; docs/scaling.md).
-  const backing = openStore({ dataDir: opts.dataDir, url: opts.store });
+  const backing = await openStore({ dataDir: opts.dataDir, url: opts.store });
   let domain = opts.domain ?? 'localhost';
   let store: ResourceStore, tokens: TokenStore, keys: KeyRing, clusterSecret: string;
   try {

@@ -218,6 +218,31 @@ test('an agent connected to replica A serves calls arriving at B and C (SSE even
   replicas = replicas.filter((r) => r !== a);
 });
 
+test('octelium connect -p on a replica without the serving agent: published requests are forwarded to it', { timeout: 30_000 }, async (t) => {
+  if (!pg) return t.skip('no PostgreSQL');
+  // Which live replica holds the serving agent now (it moved after the kill)? Publish from the other one.
+  const db = new pgLib.Client({ connectionString: storeURL });
+  await db.connect();
+  let holderURL: string;
+  try {
+    const { value } = await eventually(async () => (await db.query("SELECT r.advertise_url FROM tunnel_agents a JOIN replicas r ON r.id = a.replica_id WHERE a.user_name = 'laptop-owner' AND r.expires_at > $1", [Date.now()])).rows[0]?.advertise_url as string | undefined, 5000, 100);
+    holderURL = value;
+  } finally {
+    await db.end();
+  }
+  const other = replicas.find((r) => !holderURL.endsWith(`:${r.info.port}`))!;
+  assert.ok(other, `a replica other than ${holderURL}`);
+  const { token } = await other.api(rootToken).createCredential({ apiVersion: 'core/v1', kind: 'Credential', metadata: { name: 'laptop-owner-publish' }, spec: { type: 'AUTH_TOKEN', user: 'laptop-owner' } });
+  const publisher = startBin('octelium', ['connect', '--domain', other.addr, '--auth-token', token.authenticationToken!, '-p', 'laptop:0'], { HOME: tempDir('octelium-home-') });
+  agents.push(publisher);
+  const [, address] = await publisher.waitFor(/publishing laptop on (http:\/\/127\.0\.0\.1:\d+)/);
+  const res = await eventually(async () => {
+    const r = await fetch(`${address}/mcp`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"n":3}' });
+    return r.status === 200 ? r : undefined;
+  }, 5000, 100);
+  assert.deepEqual(await res.value.json(), { served: 'laptop', body: '{"n":3}' });
+});
+
 test('partition: a holding replica that accepts but never answers gives 504 in bounded time, never a hang', { timeout: 30_000 }, async (t) => {
   if (!pg) return t.skip('no PostgreSQL');
   const b = replicas[replicas.length - 1];

@@ -36,8 +36,7 @@ const engines: Engine[] = [
 /** Two processes on one store: each with its own connection, feed and mirrors. */
 async function pair(engine: Engine): Promise<{ a: OpenedStore; b: OpenedStore; close(): Promise<void> }> {
   const loc = await engine.location();
-  const a = openStore(loc);
-  const b = openStore(loc);
+  const [a, b] = await Promise.all([openStore(loc), openStore(loc)]);
   return { a, b, close: async () => void (await Promise.all([a.close(), b.close()])) };
 }
 
@@ -47,7 +46,7 @@ for (const engine of engines) {
 
     test('create, update, delete; a stale resourceVersion is a 409 that names the fix', async (t) => {
       if (skip()) return t.skip('no PostgreSQL');
-      const s = openStore(await engine.location());
+      const s = await openStore(await engine.location());
       try {
         const store = new ResourceStore(s.feed);
         const created = store.create(group('g'));
@@ -218,13 +217,13 @@ describe('PostgreSQL engine failures', () => {
 
   test('nothing listening: opening fails at once with an error that names the store', async () => {
     const t0 = Date.now();
-    assert.throws(() => openStore({ dataDir: tempDir(), url: 'postgres://octelium@127.0.0.1:1/none' }), /cannot use the cluster store \(PostgreSQL at 127\.0\.0\.1:1\/none\): .*ECONNREFUSED/);
+    await assert.rejects(openStore({ dataDir: tempDir(), url: 'postgres://octelium@127.0.0.1:1/none' }), /cannot use the cluster store \(PostgreSQL at 127\.0\.0\.1:1\/none\): .*ECONNREFUSED/);
     assert.ok(Date.now() - t0 < 3000);
   });
 
   test('PostgreSQL restarted: writes fail fast with 503 while it is down, then work again without reopening', async (t) => {
     if (!pg) return t.skip('no PostgreSQL');
-    const s = openStore({ dataDir: tempDir(), url: await pg.createDatabase() });
+    const s = await openStore({ dataDir: tempDir(), url: await pg.createDatabase() });
     try {
       const store = new ResourceStore(s.feed);
       store.create(group('before'));

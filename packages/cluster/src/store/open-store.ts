@@ -2,8 +2,6 @@ import { randomBytes } from 'node:crypto';
 import type { SharedAccessLogTable } from '../accesslog/store.js';
 import { ChangeFeed } from './change-feed.js';
 import { openDatabase, type DB } from './db.js';
-import { PgAccessLogSink } from './postgres/access-log-sink.js';
-import { PgCommitSignal } from './postgres/commit-signal.js';
 import { migrate } from './postgres/migrations.js';
 import { describeURL, PgSql } from './postgres/sync-pg.js';
 import { SqliteCommitSignal } from './sqlite-commit-signal.js';
@@ -36,7 +34,7 @@ export function isPostgresURL(url: string | undefined): boolean {
 }
 
 /** Opens (and migrates) the store; a PostgreSQL that cannot be reached is a clear error, not a hang. */
-export function openStore(loc: StoreLocation): OpenedStore {
+export async function openStore(loc: StoreLocation): Promise<OpenedStore> {
   const url = loc.url;
   if (url && isPostgresURL(url)) return openPostgres(url);
   if (url && !/^sqlite:/i.test(url)) {
@@ -56,7 +54,7 @@ export function openStore(loc: StoreLocation): OpenedStore {
   };
 }
 
-function openPostgres(url: string): OpenedStore {
+async function openPostgres(url: string): Promise<OpenedStore> {
   const where = `PostgreSQL at ${describeURL(url)}`;
   const sql = new PgSql(url);
   try {
@@ -66,6 +64,8 @@ function openPostgres(url: string): OpenedStore {
     void sql.close();
     throw new Error(`cannot use the cluster store (${where}): ${(err as Error).message.replace(/^.*is unreachable: /, '').replace(/; retry shortly$/, '')}`);
   }
+  // pg is loaded only here: a cluster on SQLite never pays for importing it (docs/performance.md, start-up).
+  const [{ PgAccessLogSink }, { PgCommitSignal }] = await Promise.all([import('./postgres/access-log-sink.js'), import('./postgres/commit-signal.js')]);
   const feed = new ChangeFeed(sql);
   const sink = new PgAccessLogSink(url);
   return {
