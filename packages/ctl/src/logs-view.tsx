@@ -1,10 +1,6 @@
 import React from 'react';
 import { Box, Text } from 'ink';
-import type { LogRow } from './log-row.js';
-
-const COLS: Array<[keyof LogRow, string, number]> = [
-  ['time', 'TIME', 13], ['status', 'STATUS', 8], ['code', 'CODE', 5], ['user', 'USER', 14], ['service', 'SERVICE', 14], ['method', 'METHOD', 7], ['path', 'PATH', 18], ['mcp', 'MCP', 24],
-];
+import { LOG_COLUMNS as COLS, type LogRow } from './log-row.js';
 
 /** Live AccessLog table for `octeliumctl logs -f` in a terminal: newest rows at the bottom. */
 export function LogsView({ rows, max = 20 }: { rows: LogRow[]; max?: number }) {
@@ -12,13 +8,13 @@ export function LogsView({ rows, max = 20 }: { rows: LogRow[]; max?: number }) {
     <Box flexDirection="column">
       <Box>
         {COLS.map(([k, h, w]) => (
-          <Box key={k} width={w + 1}><Text bold>{h}</Text></Box>
+          <Box key={k} width={w + 1} flexShrink={0}><Text bold>{h}</Text></Box>
         ))}
       </Box>
       {rows.slice(-max).map((r, i) => (
         <Box key={i}>
           {COLS.map(([k, , w]) => (
-            <Box key={k} width={w + 1}>
+            <Box key={k} width={w + 1} flexShrink={0}>
               <Text color={k === 'status' ? (r.status === 'ALLOWED' ? 'green' : 'red') : undefined} wrap="truncate">{String(r[k])}</Text>
             </Box>
           ))}

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { matchesAccessLog, type AccessLog, type AccessLogFilter } from '@octelium-ts/shared';
-import { REPO_ROOT, oauth2Token, service, startDemoMcpServer, startTestCluster, tempDir, user, type TestCluster } from '@octelium-ts/cluster/testing';
+import { REPO_ROOT, oauth2Token, runBin, service, startDemoMcpServer, startTestCluster, tempDir, user, type TestCluster } from '@octelium-ts/cluster/testing';
 
 let tc: TestCluster;
 let mcp: Awaited<ReturnType<typeof startDemoMcpServer>>;
@@ -152,16 +152,24 @@ describe('octeliumctl logs -f (live tail over SSE)', () => {
     }
   });
 
-  test('without -o json and without a TTY: one text line per log', async () => {
+  test('without -o json and without a TTY: the same table as `logs` without -f, a header then one row per log', async () => {
     const before = subscribers;
-    const tail = new Tail(['--status', 'DENIED', '--method', 'tools/call']);
+    const filter = ['--status', 'DENIED', '--method', 'tools/call', '--service', 'mcp-b'];
+    const tail = new Tail(filter);
     try {
       while (subscribers === before) await new Promise((r) => setTimeout(r, 20));
       const client = await mcpClient('mcp-b', 'bob');
       await assert.rejects(client.callTool({ name: 'subtract', arguments: { a: 5, b: 1 } }));
       await client.close();
-      const [line] = await tail.waitForLines(1);
-      assert.match(line, /^\d{4}-\d\d-\d\dT\S+ DENIED 403 user=bob service=mcp-b POST \/mcp mcp=tools\/call subtract$/);
+      const [header, line] = await tail.waitForLines(2);
+      assert.match(header, /^TIME\s+STATUS\s+CODE\s+USER\s+SERVICE\s+METHOD\s+PATH\s+MCP$/);
+      assert.match(line, /^\d\d:\d\d:\d\d\.\d{3}\s+DENIED\s+403\s+bob\s+mcp-b\s+POST\s+\/mcp\s+tools\/call subtract$/);
+      assert.equal(line.indexOf('DENIED'), header.indexOf('STATUS'), 'rows line up with the header');
+      // `logs` without -f prints the very same lines (newest last): same header, same row.
+      const past = await runBin('octeliumctl', ['logs', ...filter], { env });
+      const lines = past.stdout.trimEnd().split('\n');
+      assert.equal(lines[0], header);
+      assert.equal(lines.at(-1), line);
     } finally {
       await tail.stop();
     }

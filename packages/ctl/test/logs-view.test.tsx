@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import React from 'react';
 import { render } from 'ink-testing-library';
 import type { AccessLog } from '@octelium-ts/shared';
-import { toRow, type LogRow } from '../src/log-row.js';
+import { logHeader, logLine, toRow, type LogRow } from '../src/log-row.js';
 import { LogsView } from '../src/logs-view.js';
 
 function accessLog(over: { user?: string; status?: 'ALLOWED' | 'DENIED'; code?: number; bodyMap?: unknown; service?: string; at?: string }): AccessLog {
@@ -60,6 +60,9 @@ describe('LogsView (ink)', () => {
     const col = lines[0].indexOf('STATUS');
     assert.equal(lines[1].indexOf('ALLOWED'), col);
     assert.equal(lines[2].indexOf('DENIED'), col);
+    // The terminal view shows the same lines as `octeliumctl logs` prints without a terminal.
+    assert.equal(lines[0].trimEnd(), logHeader());
+    assert.equal(lines[1].trimEnd(), logLine(rows[0]));
     unmount();
   });
 

@@ -1,12 +1,11 @@
 import type { Command } from 'commander';
 import { OcteliumError, type AccessLog, type AccessLogFilter } from '@octelium-ts/shared';
-import { toRow, type LogRow } from '../log-row.js';
-import { table } from '../output.js';
+import { logHeader, logLine, toRow, type LogRow } from '../log-row.js';
 import { clientFor } from './common.js';
 
-function line(l: AccessLog): string {
-  const r = toRow(l);
-  return `${l.metadata.createdAt} ${r.status} ${r.code} user=${r.user} service=${r.service} ${r.method} ${r.path}${r.mcp ? ` mcp=${r.mcp}` : ''}`;
+/** One output line per AccessLog, the same with and without -f: the table row, or the AccessLog as JSON. */
+function printer(json: boolean): (l: AccessLog) => void {
+  return json ? (l) => console.log(JSON.stringify(l)) : (l) => console.log(logLine(toRow(l)));
 }
 
 /** `logs --service S --container [-f] [--tail N]`: one `<replica> | <line>` per line, stderr lines on stderr. */
@@ -35,15 +34,16 @@ export function registerLogs(program: Command): void {
     .option('--method <method>', 'HTTP method or JSON-RPC method (e.g. tools/call)')
     .option('--limit <n>', 'how many past entries', '100')
     .option('-f, --follow', 'stream new entries', false)
-    .option('-o, --out <format>', 'json: one AccessLog object per line')
+    .option('-o, --out <format>', 'json: one AccessLog object per line (default: a table, the same with and without -f)')
     .action(async (o: AccessLogFilter & { limit: string; follow: boolean; out?: string; container: boolean; tail?: string }, cmd: Command) => {
       const client = await clientFor(cmd);
       if (o.container) return containerLogs(client, o);
       const filter: AccessLogFilter = { service: o.service, user: o.user, status: o.status, method: o.method };
       if (!o.follow) {
         const { items } = await client.accessLogs({ ...filter, limit: Number(o.limit) });
-        if (o.out === 'json') for (const l of items) console.log(JSON.stringify(l));
-        else console.log(items.length ? table(['TIME', 'STATUS', 'CODE', 'USER', 'SERVICE', 'METHOD', 'PATH', 'MCP'], items.map(toRow).map((r) => [r.time, r.status, r.code, r.user, r.service, r.method, r.path, r.mcp])) : 'No access logs');
+        if (!items.length && o.out !== 'json') return console.error('No access logs');
+        if (o.out !== 'json') console.log(logHeader());
+        items.forEach(printer(o.out === 'json'));
         return;
       }
       const abort = new AbortController();
@@ -61,6 +61,7 @@ export function registerLogs(program: Command): void {
         app.unmount();
         return;
       }
-      await client.followAccessLogs(filter, (l) => console.log(o.out === 'json' ? JSON.stringify(l) : line(l)), abort.signal);
+      if (o.out !== 'json') console.log(logHeader());
+      await client.followAccessLogs(filter, printer(o.out === 'json'), abort.signal);
     });
 }
