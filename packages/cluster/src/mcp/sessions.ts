@@ -14,6 +14,12 @@ const MAX_TRACKED_PER_SESSION = 64;
 
 /** Shared bindings older than this are forgotten (the MCP server will long have dropped the session). */
 const SHARED_TTL_MS = 7 * 24 * 3600_000;
+/**
+ * Store lookups for ids this replica does not know, per second. A lookup blocks the event loop for a round trip,
+ * and made-up ids cost nothing to send: past the budget an unknown id is simply unknown (404, the client
+ * initializes again), so random ids cannot turn into a store query per request.
+ */
+const SHARED_LOOKUPS_PER_S = 200;
 
 /**
  * Legacy-era MCP sessions (`Mcp-Session-Id`) bound to the principal that created them (mcp-spec.md §4.4: the
@@ -24,6 +30,8 @@ const SHARED_TTL_MS = 7 * 24 * 3600_000;
  */
 export class SessionBindings {
   readonly #m = new Map<string, Binding>();
+  #budgetSecond = 0;
+  #budgetLeft = 0;
 
   constructor(private readonly shared?: Sql) {}
 
@@ -67,6 +75,13 @@ export class SessionBindings {
 
   #lookupShared(k: string): Binding | undefined {
     if (!this.shared) return undefined;
+    const second = Math.floor(Date.now() / 1000);
+    if (second !== this.#budgetSecond) {
+      this.#budgetSecond = second;
+      this.#budgetLeft = SHARED_LOOKUPS_PER_S;
+    }
+    if (this.#budgetLeft <= 0) return undefined;
+    this.#budgetLeft--;
     try {
       const row = this.shared.get<{ owner: string }>('SELECT owner FROM mcp_session_bindings WHERE key = ? AND created_at > ?', [k, Date.now() - SHARED_TTL_MS]);
       return row?.owner ? this.#remember(k, row.owner) : undefined;
