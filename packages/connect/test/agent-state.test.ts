@@ -9,8 +9,9 @@ import { join } from 'node:path';
 import type { Resource } from '@octelium-ts/shared';
 import { TunnelHub } from '../../cluster/src/tunnel/index.js';
 import {
-  backoffDelay, connectStatePath, readConnectState, startAgent, tunnelURL, type AgentState,
+  backoffDelay, connectStatePath, readConnectState, readConnectStates, startAgent, tunnelURL, type AgentState,
 } from '../src/agent/index.js';
+import { waitAgentState } from './helpers/agent-state.js';
 
 // The state file lives under $HOME; give this test file a HOME of its own.
 process.env.HOME = mkdtempSync(join(tmpdir(), 'octelium-connect-state-'));
@@ -75,7 +76,7 @@ test('the state file follows the connection and readConnectState reads it; it is
   const domain = `127.0.0.1:${(server.address() as AddressInfo).port}`;
   const file = connectStatePath(domain);
   assert.ok(file.startsWith(join(process.env.HOME!, '.config', 'octelium')));
-  assert.match(file, /connect-127\.0\.0\.1_\d+\.json$/);
+  assert.match(file, new RegExp(`connect-127\\.0\\.0\\.1_\\d+\\.${process.pid}\\.json$`));
 
   const agent = await startAgent({
     domain, accessToken: 'tok', serve: ['my-mcp', 'nope'], serveAll: false, publish: [{ service: 'my-mcp', port: 0 }],
@@ -112,7 +113,30 @@ test('the state file follows the connection and readConnectState reads it; it is
   assert.equal(existsSync(file), false, 'state file removed on close');
   assert.equal(readConnectState(domain), undefined);
 
-  // A file left by an agent that died is not reported as a running agent.
-  writeFileSync(file, JSON.stringify({ pid: 2 ** 22 + 12345, domain, state: 'connected', since: new Date().toISOString(), serving: [], publishing: [] }));
-  assert.equal(readConnectState(domain), undefined);
+  // A file left by an agent that died is not reported as a running agent, and listing the agents removes it.
+  const deadPid = 2 ** 22 + 12345;
+  const dead = connectStatePath(domain, deadPid);
+  writeFileSync(dead, JSON.stringify({ pid: deadPid, domain, state: 'connected', since: new Date().toISOString(), serving: [], publishing: [] }));
+  assert.equal(readConnectState(domain, deadPid), undefined);
+  assert.deepEqual(readConnectStates(domain), []);
+  assert.equal(existsSync(dead), false);
+});
+
+test('several agents for one domain each keep their own state file; readConnectStates lists them all', async () => {
+  const domain = '127.0.0.1:1';
+  const opts = { domain, accessToken: 'tok', serve: [], serveAll: false, publish: [], backoff: { initialMs: 60_000 }, log: () => {} };
+  const a = await startAgent({ ...opts, stateFile: connectStatePath(domain, 1) });
+  // A second agent in this test process stands for another process: its file is named after another live pid.
+  const b = await startAgent({ ...opts, stateFile: connectStatePath(domain, process.ppid) });
+  try {
+    await waitAgentState(a, (s) => s.state === 'disconnected');
+    await waitAgentState(b, (s) => s.state === 'disconnected');
+    const listed = readConnectStates(domain);
+    assert.equal(listed.length, 2);
+    assert.ok(listed.every((s) => s.domain === domain && s.state === 'disconnected'));
+    assert.deepEqual(readConnectStates('127.0.0.1:2'), [], 'other domains are not mixed in');
+  } finally {
+    await a.close();
+    await b.close();
+  }
 });

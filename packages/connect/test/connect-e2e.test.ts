@@ -104,15 +104,22 @@ test("an agent of another user cannot serve mcp-01's Service", async () => {
   assert.match(m[1], /mcp-01|not assigned|another user/i);
 });
 
-test('-p my-mcp:PORT publishes the Service locally: the MCP client needs no token', async () => {
-  const port = await freePort();
+test('-p my-mcp:PORT publishes the Service locally: the MCP client needs no token; status lists every running connect', async () => {
+  const [port, port2] = [await freePort(), await freePort()];
   const home = tempDir('octelium-home-');
   const agent = connect(['-p', `my-mcp:${port}`], await authToken('client', 'client-auth-2'), home);
   await agent.waitFor(/publishing my-mcp on http:\/\/127\.0\.0\.1:\d+/);
   assert.equal(await addThroughCluster(`http://127.0.0.1:${port}/mcp`), '11');
+  // A second agent for the same cluster from the same HOME: neither hides the other.
+  const second = connect(['-p', `my-mcp:${port2}`], await authToken('client', 'client-auth-3'), home);
+  await second.waitFor(/connected to .* as client/);
   const status = await runBin('octelium', ['status', '-o', 'json', '--domain', domain], { env: { HOME: home, OCTELIUM_ACCESS_TOKEN: api.accessToken } });
   assert.equal(status.code, 0, status.stderr);
-  const connectState = JSON.parse(status.stdout).connect;
-  assert.equal(connectState.state, 'connected');
-  assert.deepEqual(connectState.publishing.map((p: { service: string }) => p.service), ['my-mcp']);
+  const agentsShown = JSON.parse(status.stdout).connect as Array<{ pid: number; state: string; publishing: Array<{ service: string; address: string }> }>;
+  assert.deepEqual(agentsShown.map((a) => a.pid).sort(), [agent.proc.pid, second.proc.pid].sort());
+  assert.ok(agentsShown.every((a) => a.state === 'connected'));
+  assert.deepEqual(agentsShown.map((a) => a.publishing[0].address).sort(), [`127.0.0.1:${port}`, `127.0.0.1:${port2}`].sort());
+  await second.stop();
+  const after = JSON.parse((await runBin('octelium', ['status', '-o', 'json', '--domain', domain], { env: { HOME: home, OCTELIUM_ACCESS_TOKEN: api.accessToken } })).stdout);
+  assert.deepEqual(after.connect.map((a: { pid: number }) => a.pid), [agent.proc.pid]);
 });

@@ -14,7 +14,7 @@ import { DEFAULT_STDIO_LIMITS, type StdioLimits } from './stdio/session.js';
 import { removeConnectState, writeConnectState, type ConnectState } from './state.js';
 
 export { parsePublishSpec, formatAddress, type PublishSpec } from './publish.js';
-export { readConnectState, connectStatePath, type ConnectState, type ConnectionState } from './state.js';
+export { readConnectState, readConnectStates, connectStatePath, connectLogPath, type ConnectState, type ConnectionState } from './state.js';
 export { backoffDelay, type BackoffOptions } from './backoff.js';
 export { DialError } from './dial.js';
 export { parseStdioSpec, splitWords, type StdioServeSpec } from './stdio/command-line.js';
@@ -37,7 +37,7 @@ export interface AgentOptions {
   onState?: (state: AgentState) => void;
   /** Tunnel URL; default ws(s)://<domain>/api/v1/connect (plain ws for loopback domains). */
   url?: string;
-  /** State file path; default `$HOME/.config/octelium/connect-<domain>.json`; false: none. */
+  /** State file path; default `$HOME/.config/octelium/connect-<domain>.<pid>.json`; false: none. */
   stateFile?: string | false;
   backoff?: BackoffOptions;
   heartbeat?: { intervalMs?: number; timeoutMs?: number };

@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { ApiClient, OcteliumError, authenticatedClient, exchangeAuthToken, resolveDomain } from '@octelium-ts/shared';
 import {
-  connectStatePath, parsePublishSpec, parseStdioSpec, readConnectState, startAgent, type AgentHandle, type AgentState,
+  connectLogPath, connectStatePath, parsePublishSpec, parseStdioSpec, readConnectState, readConnectStates, startAgent,
+  type AgentHandle, type AgentState,
 } from '../agent/index.js';
 import { statusLine } from '../agent/status-line.js';
 
@@ -33,7 +34,7 @@ export function registerConnect(program: Command): void {
     .option('--serve-all', 'serve every Service assigned to your User')
     .option('-p, --publish <spec>', 'publish a Service on a local port: SVC:PORT or SVC:HOST:PORT (repeatable; port 0 picks one)', collect, [])
     .option('--publish-allow-host <name>', 'also accept this Host name on published ports (default: loopback names only; repeatable)', collect, [])
-    .option('-d, --detach', 'run in the background (pid and state in ~/.config/octelium/connect-<domain>.json)')
+    .option('-d, --detach', 'run in the background (state and log in ~/.config/octelium/connect-<domain>.<pid>.json|.log)')
     .option('--auth-token <token>', 'auth-token Credential (default: $OCTELIUM_AUTH_TOKEN, else the stored login Session)')
     .action(async (o: ConnectOptions, cmd: Command) => {
       const g = cmd.optsWithGlobals() as { domain?: string };
@@ -45,7 +46,7 @@ export function registerConnect(program: Command): void {
         ...(o.stdioIdleTimeout !== undefined ? { idleTimeoutMs: positiveInt(o.stdioIdleTimeout, '--stdio-idle-timeout') * 1000 } : {}),
       };
       const authToken = o.authToken ?? process.env.OCTELIUM_AUTH_TOKEN;
-      if (o.detach) assertNotRunning(domain);
+      if (o.detach) assertNotServedYet(domain, o);
       // Authenticate in the foreground, so a bad token fails here and not in a detached process nobody watches.
       const client = await authenticatedClient({ domain, authToken: o.authToken });
       const accessToken = client.accessToken!;
@@ -120,21 +121,27 @@ function positiveInt(v: string, flag: string): number {
   return n;
 }
 
-function assertNotRunning(domain: string): void {
-  const existing = readConnectState(domain);
-  if (existing) {
-    throw new OcteliumError('CONFLICT', `octelium connect is already running for ${domain} (pid ${existing.pid}, ${existing.state})`);
+/**
+ * Several agents may run for one cluster (one serving, another publishing); a second detached agent serving a
+ * Service that a running one already serves is almost always a mistake, so `-d` refuses it.
+ */
+function assertNotServedYet(domain: string, o: ConnectOptions): void {
+  const wanted = new Set([...o.serve, ...o.serveStdio.map((s) => parseStdioSpec(s).service)]);
+  for (const existing of readConnectStates(domain)) {
+    const both = existing.serving.filter((s) => wanted.has(s) || o.serveAll);
+    if (both.length) {
+      throw new OcteliumError('CONFLICT', `octelium connect (pid ${existing.pid}) already serves ${both.join(', ')} for ${domain}; stop it first: kill ${existing.pid}`);
+    }
   }
 }
 
-/** `-d`: start this same command again without -d, detached, logging next to the state file; report and exit 0. */
+/** `-d`: start this same command again without -d, detached, logging next to its state file; report and exit 0. */
 async function detach(domain: string, o: ConnectOptions, accessToken: string, authToken?: string): Promise<void> {
-  assertNotRunning(domain);
-  const statePath = connectStatePath(domain);
-  rmSync(statePath, { force: true }); // whatever is there belongs to an agent that is gone
-  const logPath = statePath.replace(/\.json$/, '.log');
-  mkdirSync(dirname(logPath), { recursive: true, mode: 0o700 });
-  const out = openSync(logPath, 'a', 0o600);
+  assertNotServedYet(domain, o);
+  // The log is named after the child's pid, known only once it runs: open a temporary name, rename it after.
+  const startingLog = connectLogPath(domain, process.pid).replace(/\.log$/, '.starting.log');
+  mkdirSync(dirname(startingLog), { recursive: true, mode: 0o700 });
+  const out = openSync(startingLog, 'a', 0o600);
   const args = [
     ...process.execArgv, process.argv[1], '--domain', domain, 'connect',
     ...o.serve.flatMap((s) => ['--serve', s]),
@@ -149,7 +156,11 @@ async function detach(domain: string, o: ConnectOptions, accessToken: string, au
   const env = { ...process.env, OCTELIUM_ACCESS_TOKEN: accessToken, ...(authToken ? { OCTELIUM_AUTH_TOKEN: authToken } : {}) };
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out], env });
   child.unref();
+  closeSync(out);
   const pid = child.pid!;
+  const statePath = connectStatePath(domain, pid);
+  const logPath = connectLogPath(domain, pid);
+  renameSync(startingLog, logPath); // the child keeps writing to it: the open file moves with the name
   // Record the pid at once, unless the child already wrote its own state (exclusive create: never clobber it).
   try {
     writeFileSync(statePath, JSON.stringify({ pid, domain, state: 'connecting', since: new Date().toISOString(), serving: [], publishing: [] }, null, 2) + '\n', { flag: 'wx', mode: 0o600 });
@@ -161,10 +172,10 @@ async function detach(domain: string, o: ConnectOptions, accessToken: string, au
   const deadline = Date.now() + 5000;
   let exited = false;
   child.once('exit', () => (exited = true));
-  let st = readConnectState(domain);
+  let st = readConnectState(domain, pid);
   while (!exited && st?.state !== 'connected' && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 100));
-    st = readConnectState(domain);
+    st = readConnectState(domain, pid);
   }
   if (exited || !st) throw new OcteliumError('INTERNAL', `octelium connect exited at start; see ${logPath}`);
   const line = st.state === 'connected'

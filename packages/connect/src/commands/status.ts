@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { authenticatedClient, resolveDomain, toYaml } from '@octelium-ts/shared';
-import { readConnectState } from '../agent/state.js';
+import { readConnectStates } from '../agent/state.js';
 
 export function registerStatus(program: Command): void {
   program
     .command('status')
-    .description('show the user, session and cluster, and the state of `octelium connect`')
+    .description('show the user, session and cluster, and every `octelium connect` running for it')
     .option('-o, --out <format>', 'yaml (default) or json', 'yaml')
     .action(async (o: { out: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals() as { domain?: string };
@@ -16,8 +16,8 @@ export function registerStatus(program: Command): void {
         cluster: { domain, url: client.baseURL },
         user: { name: me.user.metadata.name, type: (me.user.spec as { type?: string }).type, email: (me.user.spec as { email?: string }).email, isAdmin: me.isAdmin },
         session: me.session ? { name: me.session.metadata.name, type: (me.session.status as { type?: string })?.type, expiresAt: (me.session.spec as { expiresAt?: string }).expiresAt } : undefined,
-        // The local `octelium connect` agent, from the state file it keeps up to date.
-        connect: readConnectState(domain) ?? { state: 'not running' },
+        // Every local `octelium connect` agent for this cluster, from the state files they keep up to date (none: []).
+        connect: readConnectStates(domain),
       };
       console.log(o.out === 'json' ? JSON.stringify(status, null, 2) : toYaml(status).trimEnd());
     });
