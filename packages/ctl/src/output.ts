@@ -1,11 +1,11 @@
-import { KINDS, toYaml, type KindName, type Resource } from '@octelium-ts/shared';
+import { KINDS, OcteliumError, toYaml, type KindName, type Resource } from '@octelium-ts/shared';
 
-export type OutputFormat = 'table' | 'yaml' | 'json';
+export type OutputFormat = 'table' | 'wide' | 'yaml' | 'json';
 
 export function parseFormat(o: string | undefined): OutputFormat {
-  if (o === undefined || o === 'table' || o === 'wide') return 'table';
-  if (o === 'yaml' || o === 'json') return o;
-  throw new Error(`unknown output format "${o}" (use yaml or json)`);
+  if (o === undefined) return 'table';
+  if (o === 'table' || o === 'wide' || o === 'yaml' || o === 'json') return o;
+  throw new OcteliumError('INVALID_ARGUMENT', `unknown output format "${o}" (use table, wide, yaml or json)`);
 }
 
 /** A plain aligned table, like kubectl's. */
@@ -20,6 +20,7 @@ export function formatResources(kind: KindName, items: Resource[], single: boole
   if (format === 'json') return JSON.stringify(single ? items[0] : { apiVersion: 'core/v1', kind: 'List', items }, null, 2);
   if (format === 'yaml') return toYaml(single ? items[0] : { apiVersion: 'core/v1', kind: 'List', items }).trimEnd();
   if (!items.length) return `No ${KINDS[kind].plural} found`;
-  const cols = KINDS[kind].columns;
+  // -o wide adds the columns a kind marks `wide` (declared in kinds.ts, just before AGE).
+  const cols = KINDS[kind].columns.filter((c) => format === 'wide' || !c.wide);
   return table(cols.map((c) => c.header), items.map((r) => cols.map((c) => c.get(r))));
 }

@@ -70,6 +70,22 @@ describe('octeliumctl apply', () => {
     assert.match(table.stdout, /^dana\s+HUMAN\s+dana@example\.com\s+dev/m);
   });
 
+  test('-o wide adds the wide columns; a Service whose upstream refuses connections is only "Configured"', async () => {
+    const applied = await ctl(['apply', '-'], 'kind: Service\nmetadata: {name: refused}\nspec:\n  config: {upstream: {url: "http://127.0.0.1:9"}}\n  authorization:\n    inlinePolicies: [{spec: {rules: [{effect: ALLOW, condition: {match: "true"}}]}}]\n');
+    assert.equal(applied.code, 0, applied.stderr);
+    const plain = await ctl(['get', 'svc', 'refused']);
+    assert.match(plain.stdout, /^NAME\s+MODE\s+PUBLIC\s+UPSTREAM\s+STATE\s+AGE$/m);
+    assert.match(plain.stdout, /^refused\s+HTTP\s+false\s+http:\/\/127\.0\.0\.1:9\s+Configured\s+\d+s$/m, 'configuration only: nothing claims it is reachable');
+    const wide = await ctl(['get', 'svc', 'refused', '-o', 'wide']);
+    assert.match(wide.stdout, /^NAME\s+MODE\s+PUBLIC\s+UPSTREAM\s+STATE\s+ANONYMOUS\s+POLICIES\s+PLUGINS\s+URL\s+AGE$/m);
+    assert.match(wide.stdout, /^refused\s+.*Configured\s+false\s+\+1 inline\s+\/svc\/refused\/\s+\d+s$/m);
+    assert.match((await ctl(['get', 'sessions', '-o', 'wide'])).stdout, /^NAME\s+USER\s+TYPE\s+EXPIRES\s+CREDENTIAL\s+AGE$/m);
+    const bad = await ctl(['get', 'svc', '-o', 'tall']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /unknown output format "tall" \(use table, wide, yaml or json\)/);
+    await ctl(['delete', 'svc', 'refused']);
+  });
+
   test('--dry-run changes nothing; --prune deletes what is absent', async () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'x.yaml'), 'kind: Group\nmetadata: {name: g-a}\n---\nkind: Group\nmetadata: {name: g-b}\n');

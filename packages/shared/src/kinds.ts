@@ -8,7 +8,8 @@ import type { Resource } from './resource.js';
 /** A reference from one resource to another, found by the kind's `refs()`; `path` says where it was written. */
 export interface Reference { kind: KindName; name: string; path: string }
 
-export interface Column<R = Resource> { header: string; get: (r: R) => unknown }
+/** A table column of `octeliumctl get`; `wide` ones show only with `-o wide`, after the others but before AGE. */
+export interface Column<R = Resource> { header: string; get: (r: R) => unknown; wide?: boolean }
 
 /** A resource whose `spec` has the kind's own type (what `defineKind` hands to columns, refs and filters). */
 export type ResourceOf<S> = Resource & { spec: S };
@@ -78,6 +79,12 @@ export function humanAge(iso: string | undefined): string {
   return `${Math.round(s / 86400)}d`;
 }
 
+/** The policies attached to a resource, for a wide column: `name,name,+2 inline`. */
+function policySummary(auth: z.infer<typeof Authorization> | undefined): string {
+  const inline = auth?.inlinePolicies?.length ?? 0;
+  return [...(auth?.policies ?? []), ...(inline ? [`+${inline} inline`] : [])].join(',');
+}
+
 function policyRefs(auth: z.infer<typeof Authorization> | undefined, path: string): Reference[] {
   return (auth?.policies ?? []).map((name, i) => ({ kind: 'Policy' as const, name, path: `${path}.policies[${i}]` }));
 }
@@ -114,12 +121,17 @@ function serviceUpstreamSummary(s: ServiceSpecT): string {
   return u.url ?? (u.loadbalance ? `${u.loadbalance.endpoints.length} endpoints` : '');
 }
 
-/** A Service's STATE column: `Pending (user/x)`, `Running 3/3`, `Failed 0/1 (pull of image … failed …)`, or `Ready`. */
+/**
+ * A Service's STATE column: `Pending (user/x)`, `Running 3/3`, `Failed 0/1 (pull of image … failed …)`, or
+ * `Configured`. It says whether the configuration resolves and managed containers run — never whether an upstream
+ * answers, which the cluster does not probe (a refused connection shows as a 502 in `octeliumctl logs`); `Configured`
+ * rather than `Ready`, so nobody reads it as "reachable".
+ */
 function serviceState(r: ResourceOf<ServiceSpecT>): string {
   const st = r.status as { pendingRefs?: string[]; container?: { state: string; replicas: number; ready: number; message?: string } } | undefined;
   if (st?.pendingRefs?.length) return `Pending (${st.pendingRefs.join(', ')})`;
   const c = st?.container;
-  if (!c) return 'Ready';
+  if (!c) return 'Configured';
   const counts = `${c.state} ${c.ready}/${c.replicas}`;
   if (c.state === 'Running' || !c.message) return counts;
   return `${counts} (${c.message.length > 80 ? `${c.message.slice(0, 77)}...` : c.message})`;
@@ -138,6 +150,8 @@ export const KINDS: Record<KindName, KindDef> = {
       { header: 'TYPE', get: (r) => r.spec.type },
       { header: 'EMAIL', get: (r) => r.spec.email ?? '' },
       { header: 'GROUPS', get: (r) => (r.spec.groups ?? []).join(',') },
+      { header: 'POLICIES', get: (r) => policySummary(r.spec.authorization), wide: true },
+      { header: 'IDENTITIES', get: (r) => (r.spec.authentication?.identities ?? []).map((id) => id.identityProvider).join(','), wide: true },
       { header: 'AGE', get: age },
     ],
     refs: (r) => [
@@ -156,6 +170,7 @@ export const KINDS: Record<KindName, KindDef> = {
     columns: [
       { header: 'NAME', get: (r) => r.metadata.name },
       { header: 'RULES', get: (r) => r.spec.rules.length },
+      { header: 'RULE NAMES', get: (r) => r.spec.rules.map((rule, i) => rule.name ?? `#${i}`).join(','), wide: true },
       { header: 'AGE', get: age },
     ],
   }),
@@ -174,6 +189,10 @@ export const KINDS: Record<KindName, KindDef> = {
       { header: 'UPSTREAM', get: (r) => serviceUpstreamSummary(r.spec) },
       // References that do not resolve yet (e.g. upstream.user before the User exists), else managed-container health.
       { header: 'STATE', get: serviceState },
+      { header: 'ANONYMOUS', get: (r) => Boolean(r.spec.isAnonymous), wide: true },
+      { header: 'POLICIES', get: (r) => policySummary(r.spec.authorization), wide: true },
+      { header: 'PLUGINS', get: (r) => (r.spec.config?.http?.plugins ?? []).map((p) => p.name).join(','), wide: true },
+      { header: 'URL', get: (r) => `/svc/${r.metadata.name}/`, wide: true },
       { header: 'AGE', get: age },
     ],
     refs: (r) => {
@@ -212,6 +231,7 @@ export const KINDS: Record<KindName, KindDef> = {
       { header: 'USER', get: sessionUser },
       { header: 'TYPE', get: (r) => (r.status as { type?: string } | undefined)?.type ?? '' },
       { header: 'EXPIRES', get: (r) => r.spec.expiresAt ?? '' },
+      { header: 'CREDENTIAL', get: (r) => (r.status as { credentialRef?: { name: string } } | undefined)?.credentialRef?.name ?? '', wide: true },
       { header: 'AGE', get: age },
     ],
   }),

@@ -9,7 +9,7 @@ export function registerGet(program: Command): void {
     .description(`list resources or show one (kinds: ${kindNames()})`)
     .argument('<kind>')
     .argument('[name]')
-    .option('-o, --out <format>', 'yaml or json (table by default)')
+    .option('-o, --out <format>', 'table (default), wide (more columns), yaml or json')
     .option('--user <user>', 'credentials/sessions of this user')
     .option('--namespace <ns>', 'services of this namespace')
     .action(async (kind: string, name: string | undefined, o: { out?: string; user?: string; namespace?: string }, cmd: Command) => {
