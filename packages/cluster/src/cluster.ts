@@ -134,7 +134,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const onClose: Array<() => void | Promise<void>> = [];
   // Replicas on a shared store: agents are registered there, and requests for them forwarded to their replica.
   const replicas = backing.kind === 'postgres' || opts.replicas?.privateListener
-    ? registerReplicas({ sql: backing.sql, hub: tunnel, clusterSecret, advertiseURL: () => opts.advertiseURL ?? selfURL, routes, onClose }, opts.replicas)
+    ? registerReplicas({ sql: backing.sql, hub: tunnel, clusterSecret, advertiseURL: () => opts.advertiseURL ?? selfURL, onClose }, opts.replicas)
     : undefined;
   const deps: GatewayDeps = {
     store, identity, accessLogs, index,
@@ -181,7 +181,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     }
   });
   const domainHost = () => domain.replace(/:\d+$/, '').toLowerCase();
-  const server: Server = createHttpServer(domainHost, { api, oauth2, gateway, routes, web: human.web, connectUpgrade: (req, socket, head) => tunnel.handleUpgrade(req, socket, head) }, limits, faults);
+  const server: Server = createHttpServer(domainHost, { api, oauth2, gateway, routes, web: human.web, connectUpgrade: (req, socket, head) => replicas?.upgrade(req, socket, head) || tunnel.handleUpgrade(req, socket, head) }, limits, faults);
 
   const release = async () => {
     await reconciler.close();

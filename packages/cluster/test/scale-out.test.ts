@@ -243,6 +243,19 @@ test('octelium connect -p on a replica without the serving agent: published requ
   assert.deepEqual(await res.value.json(), { served: 'laptop', body: '{"n":3}' });
 });
 
+test('a replica link with a wrong replica token is refused with 401 before any stream', async (t) => {
+  if (!pg) return t.skip('no PostgreSQL');
+  const { request } = await import('node:http');
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = request(`${replicas[0].url}/api/v1/connect`, { headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', authorization: 'Replica not-the-token' } });
+    req.on('response', (res) => resolve(res.statusCode!));
+    req.on('upgrade', () => reject(new Error('upgraded with a wrong replica token')));
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(status, 401);
+});
+
 test('partition: a holding replica that accepts but never answers gives 504 in bounded time, never a hang', { timeout: 30_000 }, async (t) => {
   if (!pg) return t.skip('no PostgreSQL');
   const b = replicas[replicas.length - 1];

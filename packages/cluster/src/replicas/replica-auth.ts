@@ -1,8 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
-/** Where a replica receives requests forwarded by its siblings, on its ordinary listener. */
-export const FORWARD_PATH = '/internal/replica/v1/dispatch';
-
 /**
  * The credential replicas present to each other: derived from the cluster secret in the store (never the secret
  * itself, so it can be rotated apart from other uses), so only processes that could read the store can forward.

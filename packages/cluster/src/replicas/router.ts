@@ -1,6 +1,6 @@
 import { canonicalServiceName } from '@octelium-ts/shared';
 import type { TunnelHub, TunnelRequest, TunnelResponse } from '../tunnel/index.js';
-import { PeerUnreachableError, type ReplicaForwarder } from './forward-client.js';
+import { PeerUnreachableError, type ReplicaLinks } from './link.js';
 import type { ReplicaRegistry } from './registry.js';
 
 /** How long a request waits for a connected agent somewhere (one that is reconnecting after its replica died). */
@@ -9,14 +9,14 @@ const POLL_MS = 100;
 
 /**
  * The gateway's tunnel dispatcher on a cluster of replicas: a request for an `upstream.user` Service goes to an
- * agent on this replica when there is one (no extra hop), else to the replica holding one (ReplicaForwarder), else
+ * agent on this replica when there is one (no extra hop), else to the replica holding one (ReplicaLinks), else
  * it waits briefly for an agent to (re)appear anywhere, then the hub answers as it does alone (503 not connected).
  */
 export class ReplicaRouter {
   constructor(
     private readonly hub: Pick<TunnelHub, 'dispatch' | 'isServing'>,
     private readonly registry: ReplicaRegistry,
-    private readonly forwarder: ReplicaForwarder,
+    private readonly links: ReplicaLinks,
     private readonly findMs = DEFAULT_FIND_MS,
   ) {}
 
@@ -39,7 +39,7 @@ export class ReplicaRouter {
       }
       for (const h of holders) {
         try {
-          return await this.forwarder.forward(h.url, userName, req);
+          return await this.links.forward(h.url, userName, req);
         } catch (err) {
           if (!(err instanceof PeerUnreachableError)) throw err;
           lastUnreachable = err;
