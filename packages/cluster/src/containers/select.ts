@@ -1,5 +1,5 @@
-import Docker from 'dockerode';
-import { DockerRuntime, dockerAddress, type DockerRuntimeOptions } from './docker/docker-runtime.js';
+import type Docker from 'dockerode';
+import type { DockerRuntimeOptions } from './docker/docker-runtime.js';
 import type { ContainerRuntime } from './runtime.js';
 
 export type RuntimeChoice = 'docker' | 'kubernetes' | 'none';
@@ -31,7 +31,9 @@ export async function selectRuntime(choice: RuntimeChoice | undefined, clusterId
     const runtime = KubernetesRuntime.fromEnvironment(clusterId);
     return { runtime, reason: `container runtime: kubernetes (--container-runtime kubernetes; ${runtime.describe()}; not yet verified against a live cluster)` };
   }
-  const docker = opts.docker?.docker ?? new Docker();
+  // Loaded here, not at import: dockerode and what it pulls in (ssh2, grpc-js) are ~130 ms of every start otherwise.
+  const [{ default: DockerClient }, { DockerRuntime, dockerAddress }] = await Promise.all([import('dockerode'), import('./docker/docker-runtime.js')]);
+  const docker = opts.docker?.docker ?? new DockerClient();
   const ping = await pingDocker(docker);
   const where = dockerAddress(docker);
   if (choice === 'docker') {

@@ -20,7 +20,10 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const IMAGE_REPO = 'octelium-test/mcp-server';
 
 /** A Docker client when a daemon answers; otherwise fails (CI) or skips the test with a loud line. */
-export async function requireDocker(t: TestContext): Promise<Docker | undefined> {
+/** A test or a suite's hook context: hooks (`before`) have a name but no `skip`; their tests skip themselves. */
+type SkippableContext = Pick<TestContext, 'name'> & { skip?: TestContext['skip'] };
+
+export async function requireDocker(t: SkippableContext): Promise<Docker | undefined> {
   const docker = new Docker();
   try {
     await docker.ping();
@@ -29,12 +32,12 @@ export async function requireDocker(t: TestContext): Promise<Docker | undefined>
     const why = `no Docker daemon answers at /var/run/docker.sock (${(err as { code?: string }).code ?? (err as Error).message}); run scripts/ci-components.sh`;
     if (process.env.CI === 'true') throw new Error(`Docker is required under CI=true: ${why}`);
     console.log(`\n*** SKIP: ${t.name}: ${why} ***\n`);
-    t.skip(`SKIP: ${why}`);
+    t.skip?.(`SKIP: ${why}`);
     return undefined;
   }
 }
 
-export function requireBinary(t: TestContext, path: string, pkg: string): boolean {
+export function requireBinary(t: SkippableContext, path: string, pkg: string): boolean {
   try {
     statSync(path);
     return true;
@@ -42,7 +45,7 @@ export function requireBinary(t: TestContext, path: string, pkg: string): boolea
     const why = `${path} is missing (apt-get install -y ${pkg}; scripts/ci-components.sh does it)`;
     if (process.env.CI === 'true') throw new Error(`${pkg} is required under CI=true: ${why}`);
     console.log(`\n*** SKIP: ${t.name}: ${why} ***\n`);
-    t.skip(`SKIP: ${why}`);
+    t.skip?.(`SKIP: ${why}`);
     return false;
   }
 }
