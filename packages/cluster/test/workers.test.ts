@@ -30,6 +30,12 @@ function freshGet(url: string, headers: Record<string, string> = {}): Promise<{ 
 before(async () => {
   upstream = await startUpstream((req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ path: req.url, pid: process.pid })));
   proc = await spawnCluster(tempDir(), ['--workers', '2', '--container-runtime', 'none']);
+  // cluster.json appears when the first worker listens; wait for both.
+  const deadline = Date.now() + 20_000;
+  while ((proc.output().match(/octelium-cluster listening on/g)?.length ?? 0) < 2) {
+    assert.ok(Date.now() < deadline, `both workers did not start:\n${proc.output()}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
 });
 
 after(async () => {

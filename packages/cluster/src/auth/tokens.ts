@@ -42,7 +42,8 @@ function rowOf(r: TokenRecord): TokenRow {
  * Bearer tokens and OAuth2 client secrets, stored only as SHA-256 hashes (tokens are 256-bit random,
  * so a fast hash is enough — no password stretching needed). The whole table is mirrored in memory
  * because the gateway checks a token on every request; tokens issued or revoked by other replicas reach the
- * mirror through the change feed.
+ * mirror through the change feed, and a token not (yet) in the mirror makes it catch up once before it is refused
+ * (a token issued by a sibling a moment ago works at once).
  */
 export class TokenStore {
   readonly #feed: ChangeFeed;
@@ -88,14 +89,15 @@ export class TokenStore {
   }
 
   lookup(token: string): TokenRow | undefined {
-    const row = this.#byHash.get(hashToken(token));
+    const hash = hashToken(token);
+    const row = this.#byHash.get(hash) ?? (this.#feed.catchUpOnMiss() ? this.#byHash.get(hash) : undefined);
     if (!row) return undefined;
     if (row.expiresAt !== undefined && row.expiresAt <= Date.now()) return undefined;
     return row;
   }
 
   lookupClient(clientID: string): TokenRow | undefined {
-    return this.#byClientID.get(clientID);
+    return this.#byClientID.get(clientID) ?? (this.#feed.catchUpOnMiss() ? this.#byClientID.get(clientID) : undefined);
   }
 
   revoke(pred: (r: TokenRow) => boolean): number {

@@ -33,6 +33,7 @@ export class ChangeFeed {
   #scheduled = false;
   #pruneTimer: NodeJS.Timeout | undefined;
   #failing = false;
+  #lastMissCatchUp = 0;
   /** Called when catching up fails (the store is down) and when it works again. */
   onHealth?: (ok: boolean, err?: unknown) => void;
 
@@ -94,6 +95,23 @@ export class ChangeFeed {
         this.#applied = Number(r.version);
       }
       if (rows.length < PAGE) return;
+    }
+  }
+
+  /**
+   * A mirror lookup missed: what was asked for may have been committed by another process a moment ago (a token
+   * issued by a sibling, not yet followed). Catches up now, at most every 50 ms, so made-up tokens cannot turn into a
+   * store query per request; true when it caught up (look again).
+   */
+  catchUpOnMiss(): boolean {
+    const now = Date.now();
+    if (now - this.#lastMissCatchUp < 50) return false;
+    this.#lastMissCatchUp = now;
+    try {
+      this.catchUp();
+      return true;
+    } catch {
+      return false; // the store is down: the mirror is all there is
     }
   }
 
