@@ -16,6 +16,12 @@ export interface Replica extends ClusterProcess {
 /** `octelium-cluster start --store URL --domain DOMAIN --port 0` in its own data dir. */
 export async function startReplica(storeURL: string, domain: string, extraArgs: string[] = []): Promise<Replica> {
   const proc = await spawnCluster(tempDir('octelium-replica-'), ['--store', storeURL, '--domain', domain, ...extraArgs]);
+  // cluster.json comes first; the bootstrap token (if this replica made it) is printed before the listening line.
+  const deadline = Date.now() + 20_000;
+  while (!/octelium-cluster listening on/.test(proc.output())) {
+    if (Date.now() > deadline || proc.proc.exitCode !== null) throw new Error(`replica did not report listening:\n${proc.output()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
   const addr = `localhost:${proc.info.port}`;
   return {
     ...proc, addr, url: `http://${addr}`,
