@@ -1,15 +1,31 @@
 import { ApiClient } from './api-client.js';
 import type { LoginResponse } from './api-types.js';
 import { OcteliumError } from './errors.js';
-import { lastDomain, loadLogin } from './login-state.js';
+import { lastDomain, listLogins, loadLogin } from './login-state.js';
 
-export interface CliAuthOptions { domain?: string; authToken?: string; accessToken?: string }
+export interface CliAuthOptions { domain?: string; context?: string; authToken?: string; accessToken?: string }
 
-/** `--domain`, else OCTELIUM_DOMAIN, else the last domain logged in to. */
-export function resolveDomain(opts: { domain?: string }): string {
-  const d = opts.domain || process.env.OCTELIUM_DOMAIN || lastDomain(); // an empty variable counts as unset
-  if (!d) throw new OcteliumError('INVALID_ARGUMENT', 'no cluster domain: pass --domain or set OCTELIUM_DOMAIN (e.g. localhost:8090)');
+/**
+ * `--domain`, else OCTELIUM_DOMAIN, else `--context` (a stored login, named by its domain), else the current context
+ * (`octelium context use`, or the last login). An explicit domain wins over a context so scripts that set one keep
+ * meaning exactly that cluster.
+ */
+export function resolveDomain(opts: { domain?: string; context?: string }): string {
+  const explicit = opts.domain || process.env.OCTELIUM_DOMAIN; // an empty variable counts as unset
+  if (explicit) return explicit;
+  if (opts.context) return contextDomain(opts.context);
+  const d = lastDomain();
+  if (!d) throw new OcteliumError('INVALID_ARGUMENT', 'no cluster domain: pass --domain or set OCTELIUM_DOMAIN (e.g. localhost:8090), or log in first');
   return d;
+}
+
+/** The domain of a stored login named `name`; unknown names list the ones there are. */
+export function contextDomain(name: string): string {
+  const logins = listLogins();
+  const found = logins.find((l) => l.domain === name);
+  if (found) return found.domain;
+  const known = logins.map((l) => l.domain).join(', ') || 'none';
+  throw new OcteliumError('INVALID_ARGUMENT', `no context "${name}": contexts are the clusters you are logged in to (${known}); add one with \`octelium login --domain ${name}\``);
 }
 
 /**

@@ -17,3 +17,5 @@ export * from './login-state.js';
 export * from './cli-auth.js';
 export * from './run-cli.js';
 export * from './tunnel/index.js';
+export * from './help.js';
+export * from './completion.js';

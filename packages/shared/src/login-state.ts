@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -17,7 +17,7 @@ export function saveLogin(state: LoginState): void {
   const f = stateFile(state.domain);
   writeFileSync(f, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
   chmodSync(f, 0o600);
-  writeFileSync(join(stateDir(), 'current-domain'), state.domain + '\n', { mode: 0o600 });
+  setCurrentDomain(state.domain);
 }
 
 export function loadLogin(domain: string): LoginState | undefined {
@@ -44,4 +44,34 @@ export function lastDomain(): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Every stored login, one per cluster domain: the contexts `octelium context list` shows and `--context` picks from
+ * (a context is named by its domain). Sorted by domain.
+ */
+export function listLogins(): LoginState[] {
+  let names: string[];
+  try {
+    names = readdirSync(stateDir());
+  } catch {
+    return [];
+  }
+  const out: LoginState[] = [];
+  for (const n of names) {
+    if (!n.startsWith('session-') || !n.endsWith('.json')) continue;
+    try {
+      const s = JSON.parse(readFileSync(join(stateDir(), n), 'utf8')) as LoginState;
+      if (typeof s?.domain === 'string' && typeof s.accessToken === 'string') out.push(s);
+    } catch {
+      // a file being written or damaged: not a context
+    }
+  }
+  return out.sort((a, b) => a.domain.localeCompare(b.domain));
+}
+
+/** Makes `domain` the current context: what commands use without --domain, OCTELIUM_DOMAIN or --context. */
+export function setCurrentDomain(domain: string): void {
+  mkdirSync(stateDir(), { recursive: true, mode: 0o700 });
+  writeFileSync(join(stateDir(), 'current-domain'), domain + '\n', { mode: 0o600 });
 }

@@ -1,12 +1,20 @@
 import type { Command } from 'commander';
+import { COMPLETE_COMMAND, completeWords } from './completion.js';
 import { OcteliumError } from './errors.js';
+import { applyNoColor } from './help.js';
 
 /**
  * One top-level catch for every CLI (changesets' shape): known errors print one clear line and exit
  * with a code per class; anything else is a bug and prints its stack.
  */
 export async function runCli(program: Command, name: string, argv = process.argv): Promise<void> {
+  applyNoColor();
   try {
+    // Completion words go to the completer raw: commander would take `--domain x` or `--help` among them as its own.
+    if (argv[2] === COMPLETE_COMMAND) {
+      for (const c of await completeWords(program, argv.slice(3))) console.log(c);
+      return;
+    }
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof OcteliumError) {

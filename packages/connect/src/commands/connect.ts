@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
-import { ApiClient, OcteliumError, authenticatedClient, exchangeAuthToken, resolveDomain } from '@octelium-ts/shared';
+import { ApiClient, OcteliumError, authenticatedClient, exampleText, exchangeAuthToken, resolveDomain } from '@octelium-ts/shared';
 import {
   connectLogPath, connectStatePath, parsePublishSpec, parseStdioSpec, readConnectState, readConnectStates, startAgent,
   type AgentHandle, type AgentState,
@@ -36,6 +36,12 @@ export function registerConnect(program: Command): void {
     .option('--publish-allow-host <name>', 'also accept this Host name on published ports (default: loopback names only; repeatable)', collect, [])
     .option('-d, --detach', 'run in the background (state and log in ~/.config/octelium/connect-<domain>.<pid>.json|.log)')
     .option('--auth-token <token>', 'auth-token Credential (default: $OCTELIUM_AUTH_TOKEN, else the stored login Session)')
+    .addHelpText('after', exampleText([
+      'octelium connect --serve laptop-mcp                      # serve it from this host',
+      "octelium connect --serve-stdio 'files=npx -y @modelcontextprotocol/server-filesystem /srv'",
+      'octelium connect -p my-mcp:3333                          # then http://127.0.0.1:3333/mcp, no token needed',
+      'octelium connect -d --serve laptop-mcp --auth-token "$TOKEN"   # in the background',
+    ]) + '\n\nExits 3 when the cluster refuses the Session and it cannot be renewed (revoked, expired, logged out): log in again.')
     .action(async (o: ConnectOptions, cmd: Command) => {
       const g = cmd.optsWithGlobals() as { domain?: string };
       const domain = resolveDomain(g);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ApiClient, OcteliumError, exchangeAuthToken, loadLogin, removeLogin, resolveDomain, saveLogin } from '@octelium-ts/shared';
+import { ApiClient, OcteliumError, exampleText, exchangeAuthToken, loadLogin, removeLogin, resolveDomain, saveLogin } from '@octelium-ts/shared';
 import { assertionLogin, browserLogin } from './browser-login.js';
 
 export function registerLogin(program: Command): void {
@@ -9,6 +9,11 @@ export function registerLogin(program: Command): void {
     .option('--auth-token <token>', 'auth-token Credential (default: $OCTELIUM_AUTH_TOKEN)')
     .option('--assertion <jwt>', 'an OIDC token of a workload (e.g. a CI job\'s), accepted by an oidcIdentityToken IdentityProvider')
     .option('--no-browser', 'only print the sign-in URL; do not try to open a browser')
+    .addHelpText('after', exampleText([
+      'octelium login --domain localhost:8090 --auth-token "$(cat .octelium/bootstrap-token)"',
+      'octelium login --domain cluster.example.com            # sign in in a browser',
+      'octelium login --domain cluster.example.com --assertion "$CI_OIDC_TOKEN"',
+    ]) + '\n\nAuth tokens come from the cluster\'s bootstrap-token file (the root user) or `octeliumctl create cred NAME --user USER --type auth-token`.\nEach cluster keeps its own login; the last one logged in to becomes the current context (octelium context list).')
     .action(async (o: { authToken?: string; assertion?: string; browser: boolean }, cmd: Command) => {
       const domain = resolveDomain(cmd.optsWithGlobals());
       const token = o.authToken ?? process.env.OCTELIUM_AUTH_TOKEN;
@@ -31,6 +36,7 @@ export function registerLogin(program: Command): void {
   program
     .command('logout')
     .description('end the stored Session')
+    .addHelpText('after', exampleText(['octelium logout', 'octelium --context cluster.example.com logout']))
     .action(async (_o: unknown, cmd: Command) => {
       const domain = resolveDomain(cmd.optsWithGlobals());
       const state = loadLogin(domain);

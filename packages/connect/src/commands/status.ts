@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { authenticatedClient, resolveDomain, toYaml } from '@octelium-ts/shared';
+import { authenticatedClient, exampleText, resolveDomain, toYaml } from '@octelium-ts/shared';
 import { readConnectStates } from '../agent/state.js';
 
 export function registerStatus(program: Command): void {
@@ -7,6 +7,7 @@ export function registerStatus(program: Command): void {
     .command('status')
     .description('show the user, session and cluster, and every `octelium connect` running for it')
     .option('-o, --out <format>', 'yaml (default) or json', 'yaml')
+    .addHelpText('after', exampleText(['octelium status', 'octelium status -o json | jq \'.connect[] | {pid, state, serving}\'']))
     .action(async (o: { out: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals() as { domain?: string };
       const domain = resolveDomain(g);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { KINDS, OcteliumError, formatManifestError, lookupKind, type KindName } from '@octelium-ts/shared';
+import { KINDS, OcteliumError, exampleText, formatManifestError, lookupKind, type KindName } from '@octelium-ts/shared';
 import { readManifests } from '../read-manifests.js';
 import { clientFor } from './common.js';
 
@@ -22,6 +22,12 @@ export function registerApply(program: Command): void {
     .option('--exclude <kind>', 'skip these kinds (repeatable)', collect, [])
     .option('--include-secret', 'also apply Secrets (skipped by default)', false)
     .option('--dry-run', 'validate and show what would change, change nothing', false)
+    .addHelpText('after', exampleText([
+      'octeliumctl apply my-mcp.yaml',
+      'octeliumctl apply ./manifests --prune --include service',
+      'cat svc.yaml | octeliumctl apply - --dry-run',
+      'octeliumctl apply secrets.yaml --include-secret',
+    ]))
     .action(async (path: string, o: { prune: boolean; include: string[]; exclude: string[]; includeSecret: boolean; dryRun: boolean }, cmd: Command) => {
       const include = kindList(o.include, '--include');
       const exclude = kindList(o.exclude, '--exclude');

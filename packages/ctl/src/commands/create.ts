@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { OcteliumError, parseHumanDuration, type CredentialType, type Resource } from '@octelium-ts/shared';
+import { OcteliumError, exampleText, parseHumanDuration, type CredentialType, type Resource } from '@octelium-ts/shared';
 import { clientFor } from './common.js';
 
 const CRED_TYPES: Record<string, CredentialType> = { 'auth-token': 'AUTH_TOKEN', 'access-token': 'ACCESS_TOKEN', oauth2: 'OAUTH2' };
@@ -12,7 +12,8 @@ async function readStdin(): Promise<string> {
 }
 
 export function registerCreate(program: Command): void {
-  const create = program.command('create').description('create credentials and secrets');
+  const create = program.command('create').description('create credentials and secrets')
+    .addHelpText('after', exampleText(['octeliumctl create cred agent-1-oauth --user agent-1 --type oauth2 -o json', 'octeliumctl create secret api-key --value sk-…']));
 
   create
     .command('credential')
@@ -23,6 +24,11 @@ export function registerCreate(program: Command): void {
     .option('--type <type>', 'auth-token | access-token | oauth2', 'auth-token')
     .option('--expire-in <duration>', 'e.g. 2hours, 30days, 1week, 3months')
     .option('-o, --out <format>', 'json for machine-readable output')
+    .addHelpText('after', exampleText([
+      'octeliumctl create cred mcp-01-auth --user mcp-01 --type auth-token -o json   # for octelium login / connect',
+      'octeliumctl create cred agent-1-oauth --user agent-1 --type oauth2 -o json    # clientID + clientSecret',
+      'octeliumctl create cred ci --user ci-bot --type access-token --expire-in 30days',
+    ]))
     .action(async (name: string, o: { user: string; type: string; expireIn?: string; out?: string }, cmd: Command) => {
       const type = CRED_TYPES[o.type.toLowerCase()];
       if (!type) throw new OcteliumError('INVALID_ARGUMENT', `--type must be one of ${Object.keys(CRED_TYPES).join(', ')}`);
@@ -54,6 +60,7 @@ export function registerCreate(program: Command): void {
     .argument('<name>')
     .option('--value <value>')
     .option('--file <file>')
+    .addHelpText('after', exampleText(['octeliumctl create secret api-key --value sk-…', 'octeliumctl create secret tls-key --file key.pem', 'printf %s "$TOKEN" | octeliumctl create secret gh-token']))
     .action(async (name: string, o: { value?: string; file?: string }, cmd: Command) => {
       const value = o.value ?? (o.file ? readFileSync(o.file, 'utf8') : await readStdin());
       if (!value) throw new OcteliumError('INVALID_ARGUMENT', 'a secret needs a value: --value, --file or stdin');

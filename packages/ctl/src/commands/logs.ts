@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { OcteliumError, type AccessLog, type AccessLogFilter } from '@octelium-ts/shared';
+import { OcteliumError, exampleText, type AccessLog, type AccessLogFilter } from '@octelium-ts/shared';
 import { logHeader, logLine, toRow, type LogRow } from '../log-row.js';
 import { clientFor } from './common.js';
 
@@ -35,6 +35,12 @@ export function registerLogs(program: Command): void {
     .option('--limit <n>', 'how many past entries', '100')
     .option('-f, --follow', 'stream new entries', false)
     .option('-o, --out <format>', 'json: one AccessLog object per line (default: a table, the same with and without -f)')
+    .addHelpText('after', exampleText([
+      'octeliumctl logs --service my-mcp --limit 20',
+      'octeliumctl logs -f --status DENIED',
+      'octeliumctl logs -f --method tools/call -o json | jq .entry.common.userRef.name',
+      'octeliumctl logs --service my-mcp --container --tail 50',
+    ]))
     .action(async (o: AccessLogFilter & { limit: string; follow: boolean; out?: string; container: boolean; tail?: string }, cmd: Command) => {
       const client = await clientFor(cmd);
       if (o.container) return containerLogs(client, o);

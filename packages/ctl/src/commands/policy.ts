@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { OcteliumError } from '@octelium-ts/shared';
+import { OcteliumError, exampleText } from '@octelium-ts/shared';
 import { table } from '../output.js';
 import { clientFor } from './common.js';
 
@@ -78,7 +78,8 @@ function why(r: RuleResult): string {
 }
 
 export function registerPolicy(program: Command): void {
-  const policy = program.command('policy').description('work with policies');
+  const policy = program.command('policy').description('work with policies')
+    .addHelpText('after', exampleText(['octeliumctl policy test --service my-mcp --user agent-1 --tool add --args \'{"a":4,"b":7}\'']));
   policy
     .command('test')
     .description(`evaluate a Service's effective policies for a user and a request, without sending it; exits 0 when ALLOWED, ${EXIT_DENIED} when DENIED, 1 on errors`)
@@ -95,6 +96,11 @@ export function registerPolicy(program: Command): void {
     .addOption(new Option('--mcp-method <method>', 'same as --jsonrpc-method').hideHelp())
     .option('--params <json>', 'JSON-RPC params for --jsonrpc-method')
     .option('-o, --out <format>', 'json for machine-readable output')
+    .addHelpText('after', exampleText([
+      'octeliumctl policy test --service my-mcp --user agent-1 --tool add --args \'{"a":4,"b":7}\'',
+      'octeliumctl policy test --service my-mcp --user agent-1 --method initialize',
+      'octeliumctl policy test --service my-mcp --user agent-1 --method GET --path /mcp -o json',
+    ]))
     .action(async (o: Opts, cmd: Command) => {
       const { method, body } = requestOf(o);
       const headers: Record<string, string> = {};
