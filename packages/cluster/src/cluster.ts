@@ -20,8 +20,8 @@ import { Faults } from './server/faults.js';
 import { resolveLimits, type ListenerLimits } from './server/limits.js';
 import { ServiceIndex } from './gateway/service-index.js';
 import { UpstreamAuth } from './gateway/upstream-auth.js';
-import { createGateway } from './gateway/pipeline.js';
-import type { GatewayDeps, GatewayHooks, GatewayStage, PluginRuntime } from './gateway/deps.js';
+import { coreStages, createGateway } from './gateway/pipeline.js';
+import type { GatewayDeps, PluginRuntime } from './gateway/deps.js';
 import { TunnelHub, type TunnelLimits } from './tunnel/index.js';
 import { BUILTIN_POLICIES, PolicyEngine, checkExpressions } from './policy/index.js';
 import { policyTestRoute } from './policy/test-route.js';
@@ -106,11 +106,12 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   // Human identity: IdentityProviders, /login, /callback, /portal and the octelium_auth cookie (docs/identity.md).
   const human = registerHumanIdentity({ store, identity, policy, clusterUrl: () => clusterURL(domain), config: opts.humanLogin, sql: backing.sql });
   const checks: AdmissionCheck[] = [checkExpressions, checkLuaPlugins];
-  // Managed containers: the runtime is picked before listening, so the startup line can say which one and why.
+  // Managed containers: the runtime is picked once the listener is up (loading dockerode and asking the daemon is
+  // ~150 ms that need not delay listening); until then a container Service has no ready replica, as at any start.
   const containerClusterId = clusterId(backing.sql);
-  const selected = await selectRuntime(opts.containers?.runtime, containerClusterId, { docker: opts.containers?.docker });
   const containerEndpoints = new ContainerEndpoints();
-  const reconciler = new ContainerReconciler(store, selected.runtime, containerEndpoints, selected.reason, opts.containers?.reconciler);
+  let selected: Awaited<ReturnType<typeof selectRuntime>> = { reason: 'container runtime: not chosen yet (the cluster is starting)' };
+  let reconciler: ContainerReconciler | undefined;
 
   let lua: LuaRuntime | undefined = undefined;
   const index = new ServiceIndex(store, (previous) => previous && lua?.evict(previous.versionKey));
@@ -127,32 +128,17 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     selfURL: () => selfURL,
     ...opts.tunnel,
   });
-  // Subsystems register here: gateway hooks and stages, cluster-host routes, things to stop on close.
-  const hooks: GatewayHooks[] = [];
-  const afterAuthorize: GatewayStage[] = [];
+  // Cluster-host routes and things to stop on close, gathered from the subsystems below.
   const routes = new Map<string, (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>>();
   const onClose: Array<() => void | Promise<void>> = [];
   // Replicas on a shared store: agents are registered there, and requests for them forwarded to their replica.
   const replicas = backing.kind === 'postgres' || opts.replicas?.privateListener
     ? registerReplicas({ sql: backing.sql, hub: tunnel, clusterSecret, advertiseURL: () => opts.advertiseURL ?? selfURL, onClose }, opts.replicas)
     : undefined;
-  const deps: GatewayDeps = {
-    store, identity, accessLogs, index,
-    upstreamAuth: new UpstreamAuth(store),
-    authorize: (facts) => policy.authorize(facts),
-    selectDynamicConfig: (svc, facts) => policy.selectDynamicConfig(svc, facts),
-    evaluateCondition: (cond, facts) => policy.condition(cond, facts),
-    pluginRuntimes,
-    tunnel: replicas?.router ?? tunnel,
-    containers: containerEndpoints,
-    hooks,
-    afterAuthorize,
-    limits,
-    faults,
-    browser: human.browser,
-  };
-  // Visibility: redaction, /metrics, response capture, OTLP (before createGateway: it adds an afterAuthorize stage).
-  const telemetry = registerTelemetry({ store, identity, accessLogs }, opts.telemetry, { deps, hooks, afterAuthorize, routes, onClose });
+  // Visibility: redaction, /metrics, response capture, OTLP (docs/visibility.md).
+  const telemetry = registerTelemetry({ store, identity, accessLogs }, opts.telemetry);
+  for (const [path, route] of Object.entries(telemetry.routes)) routes.set(path, route);
+  onClose.push(() => telemetry.close());
   telemetry.metrics.setFaults(() => faults.counts());
   telemetry.metrics.setTunnelStats(() => {
     const agents = tunnel.agents();
@@ -166,9 +152,42 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     protectedResourceMetadata: (req, res, u) => mcp.protectedResourceMetadata(req, res, u),
     human: { idps: human.idps, browser: human.browser },
   });
-  const mcp = registerMcp({ deps, index, policy, resources: authz.resources, clusterUrl, selfURL: () => selfURL, sharedStore: replicas ? backing.sql : undefined });
+  // Policy decisions and plugin runs are timed for /metrics, here where the functions are handed out.
+  const authorize = telemetry.metrics.timedDecisions((facts) => policy.authorize(facts));
+  const mcp = registerMcp({ index, policy, authorize, resources: authz.resources, clusterUrl, selfURL: () => selfURL, sharedStore: replicas ? backing.sql : undefined });
   onClose.push(() => authz.close(), () => mcp.close(), () => human.close());
-  const gateway = createGateway(deps);
+  const deps: GatewayDeps = {
+    store, identity, accessLogs, index,
+    upstreamAuth: new UpstreamAuth(store),
+    authorize,
+    selectDynamicConfig: (svc, facts) => policy.selectDynamicConfig(svc, facts),
+    evaluateCondition: (cond, facts) => policy.condition(cond, facts),
+    pluginRuntimes: pluginRuntimes.map((rt) => telemetry.metrics.timedPlugins(rt)),
+    tunnel: replicas?.router ?? tunnel,
+    containers: containerEndpoints,
+    localUpstream: mcp.localUpstream,
+    limits,
+    faults,
+    browser: human.browser,
+  };
+  const core = coreStages(deps);
+  // The order a request goes through the gateway (design.md §5), every stage of every subsystem in one list.
+  const gateway = createGateway(deps, {
+    stages: [
+      core.route, //                      Host / no-DNS path → Service
+      ...mcp.stages.edge, //              MCP Origin/Host checks, CORS preflight, RFC 9728 metadata; federation member hops
+      core.authenticate, //               bearer, X-Octelium-Auth, the octelium_auth cookie; anonymous Services
+      core.limitInflight, //              requests in flight per user
+      core.buffer, //                     the body, parsed into bodyMap for JSON Services
+      ...mcp.stages.beforeAuthorize, //   token audience and scope, MCP protocol checks, per-element decisions
+      core.authorize, //                  CEL policies (DENY beats ALLOW), then dynamicConfig
+      telemetry.responseCapture, //       response body capture for the AccessLog
+      core.plugins, //                    header edits, Lua, ExtProc, direct, path
+      core.upstream, //                   upstream URL, container, tunnel or federation; the response streams back
+    ],
+    // Watch every request; the redactor first, so it knows a request before its AccessLog is recorded.
+    hooks: [...telemetry.hooks, ...mcp.hooks],
+  });
   const api = createApiHandler({ store, identity, accessLogs, checks, extraRoutes: { '/policy/test': policyTestRoute(store, policy), '/containerlogs': containerLogsRoute(store, () => selected.runtime, () => selected.reason) } });
   const oauth2 = authz.handle;
   // Probes (deploy/kubernetes/): /healthz says the process serves; /readyz also needs the store to answer.
@@ -184,7 +203,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const server: Server = createHttpServer(domainHost, { api, oauth2, gateway, routes, web: human.web, connectUpgrade: (req, socket, head) => replicas?.upgrade(req, socket, head) || tunnel.handleUpgrade(req, socket, head) }, limits, faults);
 
   const release = async () => {
-    await reconciler.close();
+    await reconciler?.close();
     for (const c of onClose) await c();
     index.close();
     policy.close();
@@ -207,8 +226,6 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   // From here on other processes' commits (replicas on PostgreSQL, --workers siblings) reach every mirror.
   backing.feed.onHealth = (ok, err) => console.error(ok ? `store: ${backing.where} answers again; mirrors caught up` : `store: cannot follow ${backing.where}: ${(err as Error).message}; serving from memory, writes fail with 503 until it answers`);
   backing.follow();
-  // Adopts running containers, removes orphans, then follows the change feed; never throws (errors go to status).
-  void reconciler.start();
   const port = (server.address() as AddressInfo).port;
   const listenHost = opts.host && opts.host !== '0.0.0.0' && opts.host !== '::' ? opts.host : '127.0.0.1';
   selfURL = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`;
@@ -222,11 +239,17 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     writeFileSync(`${file}.${process.pid}.tmp`, JSON.stringify(info, null, 2) + '\n');
     renameSync(`${file}.${process.pid}.tmp`, file);
   }
+  // After cluster.json: waiting for dockerode and the daemon must not delay "listening". The reconciler adopts running
+  // containers, removes orphans, then follows the change feed; it never throws (errors go to status).
+  selected = await selectRuntime(opts.containers?.runtime, containerClusterId, { docker: opts.containers?.docker })
+    .catch((err: Error) => ({ reason: `container runtime: none (it could not be set up: ${err.message})` }));
+  reconciler = new ContainerReconciler(store, selected.runtime, containerEndpoints, selected.reason, opts.containers?.reconciler);
+  void reconciler.start();
 
   let closing: Promise<void> | undefined;
   return {
     ...info, bootstrapToken, store, accessLogs, tunnel, faults, storeWhere: backing.where,
-    containers: { runtime: selected.runtime?.name ?? 'none', reason: selected.reason, clusterId: containerClusterId, reconciler, endpoints: containerEndpoints },
+    containers: { runtime: selected.runtime?.name ?? 'none', reason: selected.reason, clusterId: containerClusterId, reconciler: reconciler!, endpoints: containerEndpoints },
     close: () => (closing ??= (async () => {
       // Stop accepting, let in-flight requests finish (bounded), then close the DB.
       const closed = new Promise<void>((r) => server.close(() => r()));

@@ -256,10 +256,11 @@ describe('managed containers on Docker', { timeout: 240_000 }, () => {
     if (!docker) return t.skip();
     const started = Date.now();
     await tc.api.delete('Service', 'my-mcp');
-    await waitFor('no container left', async () => (await containersOf('my-mcp')).length === 0);
+    // Stopped ones count too (all: true): a replica is stopped, then removed, and only removal is "none left".
+    const left = () => docker!.listContainers({ all: true, filters: { label: [`octelium.io/service=my-mcp.default`, `octelium.io/cluster=${tc.cluster.containers.clusterId}`] } });
+    await waitFor('no container left', async () => (await left()).length === 0);
     console.log(`# delete → no container in ${Date.now() - started} ms`);
-    const all = await docker.listContainers({ all: true, filters: { label: [`octelium.io/service=my-mcp.default`, `octelium.io/cluster=${tc.cluster.containers.clusterId}`] } });
-    assert.equal(all.length, 0);
+    assert.equal((await containersOf('my-mcp')).length, 0);
     assert.ok(!logLines.join('\n').includes(registry.password), 'password never logged');
   });
 });

@@ -45,13 +45,6 @@ export interface GatewayHooks {
 export type GatewayStage = (ctx: GatewayContext) => void | Promise<void>;
 
 export interface GatewayDeps {
-  hooks?: GatewayHooks[];
-  /** Stages run right after route, before authentication (e.g. MCP Origin/Host checks, CORS preflight, RFC 9728 metadata). */
-  afterRoute?: GatewayStage[];
-  /** Stages run after the body is buffered and before authorize (e.g. MCP audience/scope and protocol checks); may set ctx.decision. */
-  beforeAuthorize?: GatewayStage[];
-  /** Stages run after authorize and before plugins (e.g. MCP protocol checks, tool filtering). */
-  afterAuthorize?: GatewayStage[];
   store: ResourceStore;
   identity: IdentityService;
   accessLogs: AccessLogStore;

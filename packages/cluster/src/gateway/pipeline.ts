@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { OcteliumError } from '@octelium-ts/shared';
 import type { GatewayContext } from './context.js';
-import type { GatewayDeps } from './deps.js';
+import type { GatewayDeps, GatewayHooks } from './deps.js';
 import { buildAccessLog, newRequestId } from './access-log.js';
 import { jsonRpcIdOf, renderGatewayError } from './errors.js';
 import { upstreamRequestHeaders } from './headers.js';
@@ -30,17 +30,28 @@ async function peekJsonRpcId(ctx: GatewayContext): Promise<void> {
   }
 }
 
+/** The built-in stages, in design.md §5 order; startCluster lays them out with the subsystems' own (cluster.ts). */
+export function coreStages(deps: GatewayDeps) {
+  return {
+    route: routeStage(deps),
+    authenticate: authnStage(deps),
+    limitInflight: inflightStage(deps),
+    buffer: bufferStage,
+    authorize: authorizeStage(deps),
+    plugins: pluginsStage(deps),
+    upstream: upstreamStage(deps),
+  } satisfies Record<string, Stage>;
+}
+
+/** What the gateway runs: the stages in order, and the hooks that watch every request. */
+export interface GatewayPlan { stages: Stage[]; hooks: GatewayHooks[] }
+
 /**
- * The gateway pipeline, in design.md §5 order. A ~30-line runner (fastify's hooks.js shape): each stage
- * runs in turn until one responds or throws; the AccessLog is written in `finally`, so every request —
- * denied and failed ones too — is logged.
+ * The gateway pipeline runner (fastify's hooks.js shape): each stage of the plan runs in turn until one responds
+ * or throws; the AccessLog is written in `finally`, so every request — denied and failed ones too — is logged.
  */
-export function createGateway(deps: GatewayDeps) {
-  const stages: Stage[] = [
-    routeStage(deps), ...(deps.afterRoute ?? []), authnStage(deps), inflightStage(deps), bufferStage, ...(deps.beforeAuthorize ?? []),
-    authorizeStage(deps), ...(deps.afterAuthorize ?? []), pluginsStage(deps), upstreamStage(deps),
-  ];
-  const hooks = deps.hooks ?? [];
+export function createGateway(deps: GatewayDeps, plan: GatewayPlan) {
+  const { stages, hooks } = plan;
 
   return async function handle(req: IncomingMessage, res: ServerResponse, target: { service: string; namespace: string; path: string }): Promise<void> {
     const requestBody = new RequestBody(req);

@@ -1,6 +1,6 @@
 import type { Sql } from '../store/sql.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { GatewayDeps, GatewayHooks } from '../gateway/deps.js';
+import type { GatewayDeps, GatewayHooks, GatewayStage } from '../gateway/deps.js';
 import type { ServiceIndex } from '../gateway/service-index.js';
 import type { ResourceIndicators } from '../oauth/index.js';
 import type { PolicyEngine } from '../policy/index.js';
@@ -20,8 +20,9 @@ import { registerFederation } from './federation/index.js';
 export { mcpSettings } from './settings.js';
 
 export interface McpOptions {
-  deps: GatewayDeps;
   index: ServiceIndex;
+  /** The gateway's decision function (timed for /metrics), for per-element decisions and list filtering. */
+  authorize: GatewayDeps['authorize'];
   policy: PolicyEngine;
   resources: ResourceIndicators;
   clusterUrl: () => string;
@@ -32,6 +33,17 @@ export interface McpOptions {
 }
 
 export interface McpSubsystem {
+  /** Stages for the gateway plan: Origin/Host checks, CORS preflight, RFC 9728 metadata, federation member hops … */
+  stages: {
+    /** After route, before authentication. */
+    edge: GatewayStage[];
+    /** After the body is buffered, before authorize: audience/scope and protocol checks (may decide per batch element). */
+    beforeAuthorize: GatewayStage[];
+  };
+  /** MCP-shaped error headers (CORS, `WWW-Authenticate` with resource_metadata). */
+  hooks: GatewayHooks[];
+  /** Federated Services answered inside the cluster. */
+  localUpstream: NonNullable<GatewayDeps['localUpstream']>;
   /** RFC 9728 documents for the no-DNS form, served on the cluster host by the authorization server's handler. */
   protectedResourceMetadata(req: IncomingMessage, res: ServerResponse, url: URL): boolean;
   sessions: SessionBindings;
@@ -45,10 +57,8 @@ export interface McpSubsystem {
  */
 export function registerMcp(o: McpOptions): McpSubsystem {
   const sessions = new SessionBindings(o.sharedStore);
-  const d = { authorize: (f: Parameters<GatewayDeps['authorize']>[0]) => o.deps.authorize(f), policy: o.policy, resources: o.resources, sessions, clusterUrl: o.clusterUrl };
-  (o.deps.afterRoute ??= []).push(mcpEdgeStage(d));
-  (o.deps.beforeAuthorize ??= []).push(audienceStage(d), mcpProtocolStage(d));
-  const federation = registerFederation({ deps: o.deps, index: o.index, clusterUrl: o.clusterUrl, selfURL: o.selfURL });
+  const d = { authorize: o.authorize, policy: o.policy, resources: o.resources, sessions, clusterUrl: o.clusterUrl };
+  const federation = registerFederation({ index: o.index, clusterUrl: o.clusterUrl, selfURL: o.selfURL });
   const hook: GatewayHooks = {
     errorHeaders(ctx, status) {
       const settings = ctx.entry ? mcpSettings(ctx.entry.spec) : undefined;
@@ -61,7 +71,6 @@ export function registerMcp(o: McpOptions): McpSubsystem {
       return out;
     },
   };
-  (o.deps.hooks ??= []).push(hook);
 
   function protectedResourceMetadataNoDns(req: IncomingMessage, res: ServerResponse, url: URL): boolean {
     const rest = url.pathname.slice(PRM_PREFIX.length);
@@ -77,5 +86,10 @@ export function registerMcp(o: McpOptions): McpSubsystem {
     return true;
   }
 
-  return { protectedResourceMetadata: protectedResourceMetadataNoDns, sessions, close: () => federation.close() };
+  return {
+    stages: { edge: [mcpEdgeStage(d), federation.memberHop], beforeAuthorize: [audienceStage(d), mcpProtocolStage(d)] },
+    hooks: [hook],
+    localUpstream: federation.localUpstream,
+    protectedResourceMetadata: protectedResourceMetadataNoDns, sessions, close: () => federation.close(),
+  };
 }

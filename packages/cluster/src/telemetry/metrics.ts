@@ -107,12 +107,11 @@ export class GatewayMetrics {
   }
 
   /**
-   * Times policy decisions and plugin runtimes by wrapping the functions the gateway calls through its
-   * deps (the stages look them up per request), so no stage needs timing code of its own.
+   * A policy decision function that is timed into `octelium_gateway_policy_duration_seconds`. Applied by the
+   * composition root (cluster.ts) where it builds the gateway's deps, so no stage needs timing code of its own.
    */
-  instrument(deps: GatewayDeps): void {
-    const authorize = deps.authorize;
-    deps.authorize = (facts) => {
+  timedDecisions(authorize: GatewayDeps['authorize']): GatewayDeps['authorize'] {
+    return (facts) => {
       const t0 = performance.now();
       let decision = 'ERROR';
       try {
@@ -123,7 +122,11 @@ export class GatewayMetrics {
         this.policyDuration.observe({ decision }, (performance.now() - t0) / 1000);
       }
     };
-    const timed = (rt: PluginRuntime): PluginRuntime => ({
+  }
+
+  /** A plugin runtime whose request phase is timed into `octelium_gateway_plugin_duration_seconds`. */
+  timedPlugins(rt: PluginRuntime): PluginRuntime {
+    return {
       type: rt.type,
       applies: (p) => rt.applies(p),
       onRequest: async (p, ctx) => {
@@ -134,8 +137,7 @@ export class GatewayMetrics {
           this.pluginDuration.observe({ service: ctx.service?.metadata.name ?? '(unknown)', type: rt.type }, (performance.now() - t0) / 1000);
         }
       },
-    });
-    deps.pluginRuntimes.splice(0, deps.pluginRuntimes.length, ...deps.pluginRuntimes.map(timed));
+    };
   }
 
   /** GET /metrics on the cluster host. Needs an admin access token unless `metricsPublic`. */

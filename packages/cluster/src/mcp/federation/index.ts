@@ -1,5 +1,5 @@
 import { Agent } from 'undici';
-import type { GatewayDeps } from '../../gateway/deps.js';
+import type { GatewayDeps, GatewayStage } from '../../gateway/deps.js';
 import type { ServiceIndex } from '../../gateway/service-index.js';
 import { Federation } from './federation.js';
 import { HopGrants } from './internal-hop.js';
@@ -8,7 +8,6 @@ export { Federation, unionCapabilities } from './federation.js';
 export { HopGrants, HOP_HEADER } from './internal-hop.js';
 
 export interface FederationOptions {
-  deps: GatewayDeps;
   index: ServiceIndex;
   clusterUrl: () => string;
   selfURL: () => string;
@@ -19,21 +18,27 @@ function defaultLog(msg: string, fields?: Record<string, unknown>): void {
   console.warn(`${msg}${fields ? ' ' + JSON.stringify(fields) : ''}`);
 }
 
-/**
- * Federated MCP Services (`spec.mcp.federation`): the member-hop stage (after route, before authentication)
- * and the federated endpoint as an in-cluster upstream.
- */
-export function registerFederation(o: FederationOptions): Federation {
+/** What federation adds to the gateway; startCluster places each part (cluster.ts). */
+export interface FederationParts {
+  /** The member-hop stage: after route, before authentication (it names the caller of a member request). */
+  memberHop: GatewayStage;
+  /** The federated endpoint as an in-cluster upstream (GatewayDeps.localUpstream). */
+  localUpstream: NonNullable<GatewayDeps['localUpstream']>;
+  close(): void;
+}
+
+/** Federated MCP Services (`spec.mcp.federation`). */
+export function registerFederation(o: FederationOptions): FederationParts {
   const grants = new HopGrants();
-  (o.deps.afterRoute ??= []).push(grants.stage((member) => `${o.clusterUrl()}/svc/${member}/mcp`));
   // Member streams (GET, long tool calls) stay open as long as the downstream ones: no body timeout.
   const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: null, bodyTimeout: 0 });
   const federation = new Federation({ index: o.index, grants, selfURL: o.selfURL, dispatcher, log: o.log ?? defaultLog });
-  o.deps.localUpstream = (ctx) => federation.handle(ctx);
-  const close = federation.close.bind(federation);
-  federation.close = () => {
-    close();
-    void dispatcher.destroy().catch(() => undefined);
+  return {
+    memberHop: grants.stage((member) => `${o.clusterUrl()}/svc/${member}/mcp`),
+    localUpstream: (ctx) => federation.handle(ctx),
+    close: () => {
+      federation.close();
+      void dispatcher.destroy().catch(() => undefined);
+    },
   };
-  return federation;
 }
