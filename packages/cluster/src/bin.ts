@@ -56,7 +56,20 @@ program
     if ((o.workers ?? 1) > 1 && nodeCluster.isPrimary) return superviseWorkers(o.workers!);
     const dataDir = resolve(o.dataDir);
     const headers = Object.fromEntries(o.otlpHeader.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-    const cluster = await startCluster({
+    // A stop signal may arrive while the cluster still starts (cluster.json is written before the container runtime
+    // is chosen): it is handled from the first moment, and closes the cluster once the start has finished.
+    let starting: ReturnType<typeof startCluster> | undefined;
+    let stopping = false;
+    const stop = async () => {
+      if (stopping) return;
+      stopping = true;
+      const c = await starting?.catch(() => undefined);
+      await c?.close();
+      process.exit(0);
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    starting = startCluster({
       dataDir, host: o.host, port: Number(o.port), domain: o.domain,
       store: o.store ?? (process.env.OCTELIUM_STORE || undefined), advertiseURL: o.advertiseUrl, replicas: { headersMs: o.replicaTimeout, privateListener: nodeCluster.isWorker },
       containers: { runtime: o.containerRuntime },
@@ -71,6 +84,8 @@ program
         metricsPublic: o.metricsPublic,
       },
     });
+    const cluster = await starting;
+    if (stopping) return;
     if (cluster.bootstrapToken) {
       console.log(`Bootstrap auth token for user "root" (also in ${dataDir}/bootstrap-token; shown once):\n\n  ${cluster.bootstrapToken}\n`);
       console.log(`Next: npx octelium login --domain ${cluster.domain} --auth-token $(cat ${dataDir}/bootstrap-token)\n`);
@@ -80,15 +95,6 @@ program
     // is logged and counted in /metrics, and the cluster keeps serving everyone else's requests.
     process.on('uncaughtException', (err) => cluster.faults.record('process', err));
     process.on('unhandledRejection', (err) => cluster.faults.record('process (unhandled rejection)', err));
-    let stopping = false;
-    const stop = async () => {
-      if (stopping) return;
-      stopping = true;
-      await cluster.close();
-      process.exit(0);
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
   });
 
 program

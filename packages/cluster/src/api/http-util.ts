@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { OcteliumError } from '@octelium-ts/shared';
 import { asOcteliumError, writeError } from '../server/render-error.js';
+import { readBodyLimited } from '../server/read-body.js';
 
 export const MAX_API_BODY = 32 * 1024 * 1024;
 
@@ -16,15 +17,9 @@ export function sendError(res: ServerResponse, err: unknown, headers: Record<str
   writeError(res, asOcteliumError(err), { headers });
 }
 
-export async function readBody(req: IncomingMessage, limit = MAX_API_BODY): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > limit) throw new OcteliumError('BODY_TOO_LARGE', `request body exceeds ${limit} bytes`);
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks);
+/** The body, at most `limit` bytes (413 past it): the cluster's one reader (server/read-body.ts). */
+export function readBody(req: IncomingMessage, limit = MAX_API_BODY): Promise<Buffer> {
+  return readBodyLimited(req, limit);
 }
 
 export async function readJSON(req: IncomingMessage): Promise<unknown> {

@@ -20,8 +20,8 @@ export function readBodyLimited(req: IncomingMessage, limit: number, what = 'req
     const onData = (c: Buffer) => {
       size += c.length;
       if (size > limit) {
-        req.pause();
         done(new OcteliumError('BODY_TOO_LARGE', `${what} exceeds the limit of ${limit} bytes`));
+        discardRest(req);
         return;
       }
       chunks.push(c);
@@ -31,4 +31,21 @@ export function readBodyLimited(req: IncomingMessage, limit: number, what = 'req
     req.on('data', onData).on('end', onEnd).on('error', done).on('aborted', onAborted);
     if (req.readableEnded) done();
   });
+}
+
+/** How much more of an over-size body is read and dropped before the connection is cut. */
+const DISCARD_LIMIT = 4 * 1024 * 1024;
+
+/**
+ * The rest of a body past its limit is read and dropped, not left unread: a client blocked writing into a full socket
+ * never reads our 413 (it hung until the keep-alive timeout). Bounded, so an endless body still ends the connection.
+ */
+function discardRest(req: IncomingMessage): void {
+  let dropped = 0;
+  req.on('data', (c: Buffer) => {
+    dropped += c.length;
+    if (dropped > DISCARD_LIMIT) req.socket.destroy();
+  });
+  req.on('error', () => undefined);
+  req.resume();
 }

@@ -24,7 +24,9 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOENT', 'EPIPE', 'ECONNRESET', 'E
 
 /** Where the Docker client talks, for messages. */
 export function dockerAddress(docker: Docker): string {
-  const m = docker.modem as unknown as { socketPath?: string; host?: string; port?: number };
+  const m = docker.modem as unknown as { socketPath?: string | (() => unknown); host?: string; port?: number };
+  // docker-modem keeps a function there when no socket was configured: it finds the default one at connect time.
+  if (typeof m.socketPath === 'function') return 'the default Docker socket (/var/run/docker.sock)';
   return m.socketPath ? `unix://${m.socketPath}` : `tcp://${m.host}:${m.port}`;
 }
 
