@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { exampleText } from '@octelium-ts/shared';
 import { resolve } from 'node:path';
 import nodeCluster from 'node:cluster';
 import { startCluster } from './cluster.js';
@@ -52,6 +53,13 @@ program
   .option('--request-timeout <ms>', 'time for the whole request (headers + body) to arrive, 408 past it (default 300000)', count('--request-timeout'))
   .option('--max-body-bytes <n>', 'body limit for Services that set no maxRequestSize, 413 past it (default 104857600)', count('--max-body-bytes'))
   .option('--max-inflight-per-user <n>', 'gateway requests in flight per user, 429 past it (default 512)', count('--max-inflight-per-user'))
+  .addHelpText('after', exampleText([
+    'octelium-cluster start                                   # ./.octelium, http://localhost:8090, embedded SQLite',
+    'octelium-cluster start --port 0 --data-dir /tmp/oct      # an ephemeral port (see DIR/cluster.json)',
+    'octelium-cluster start --store postgres://octelium@db:5432/octelium --advertise-url http://10.0.0.5:8090',
+    'octelium-cluster start --workers 2                       # one process per core, one listener',
+    'octelium-cluster start --container-runtime none --trusted-proxy-hops 1',
+  ]))
   .action(async (o: StartFlags) => {
     if ((o.workers ?? 1) > 1 && nodeCluster.isPrimary) return superviseWorkers(o.workers!);
     const dataDir = resolve(o.dataDir);
@@ -102,7 +110,7 @@ program
   .description('run the demo MCP server (streamable HTTP at /mcp; tools add and subtract) to put behind a Service')
   .option('--host <host>', 'listen address', '127.0.0.1')
   .option('--port <n>', 'listen port (0 = ephemeral)', '3001')
-  .addHelpText('after', '\nExample:\n  $ octelium-cluster demo-mcp --port 3001     # then upstream: {url: "http://127.0.0.1:3001"}')
+  .addHelpText('after', exampleText(['octelium-cluster demo-mcp --port 3001     # then upstream: {url: "http://127.0.0.1:3001"}']))
   .action(async (o: { host: string; port: string }) => {
     const { startDemoMcpServer } = await import('./demo/mcp-demo-server.js');
     const server = await startDemoMcpServer({ host: o.host, port: Number(o.port) });
