@@ -124,9 +124,19 @@ function onTerminal(extraEnv: Record<string, string>): Promise<string> {
     const cmd = `${join(REPO_ROOT, 'node_modules/.bin/octeliumctl')} logs -f`;
     const p = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, NODE_OPTIONS: '', TERM: 'xterm-256color', ...env(extraEnv) } });
     let out = '';
-    p.stdout.on('data', (d) => (out += d));
-    setTimeout(() => p.kill('SIGTERM'), 2500);
-    p.on('close', () => resolve(out));
+    // Stop once the view has drawn its header (and a moment more for the rest of the frame), or after 20 s: a fixed
+    // wait was too short on a loaded machine, where loading the live view (ink, React) alone takes seconds.
+    let stopping: NodeJS.Timeout | undefined;
+    p.stdout.on('data', (d) => {
+      out += d;
+      if (!stopping && /TIME/.test(out)) stopping = setTimeout(() => p.kill('SIGTERM'), 300);
+    });
+    const giveUp = setTimeout(() => p.kill('SIGTERM'), 20_000);
+    p.on('close', () => {
+      clearTimeout(giveUp);
+      clearTimeout(stopping);
+      resolve(out);
+    });
   });
 }
 
