@@ -122,7 +122,10 @@ describe('shell completion (bash)', () => {
 function onTerminal(extraEnv: Record<string, string>): Promise<string> {
   return new Promise((resolve) => {
     const cmd = `${join(REPO_ROOT, 'node_modules/.bin/octeliumctl')} logs -f`;
-    const p = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, NODE_OPTIONS: '', TERM: 'xterm-256color', ...env(extraEnv) } });
+    // A person's terminal, not CI: ink draws nothing live when it detects CI (is-in-ci looks for CI and friends).
+    const termEnv: Record<string, string | undefined> = { ...process.env, NODE_OPTIONS: '', TERM: 'xterm-256color', ...env(extraEnv) };
+    for (const k of ['CI', 'CONTINUOUS_INTEGRATION', 'BUILD_NUMBER', 'RUN_ID']) delete termEnv[k];
+    const p = spawn('script', ['-qfec', cmd, '/dev/null'], { env: termEnv });
     let out = '';
     // Stop once the view has drawn its header (and a moment more for the rest of the frame), or after 20 s: a fixed
     // wait was too short on a loaded machine, where loading the live view (ink, React) alone takes seconds.
