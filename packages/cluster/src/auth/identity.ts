@@ -112,7 +112,7 @@ export class IdentityService {
   /** Creates a Credential and its secret; the secret is returned once and only its hash is kept. */
   createCredential(input: Resource): CreateCredentialResponse {
     const spec = input.spec as CredentialSpec;
-    const user = this.store.get('User', spec.user);
+    const user = this.store.getFresh('User', spec.user);
     if (!user) throw new OcteliumError('NOT_FOUND', `user "${spec.user}" not found`);
     const expiresAt = spec.expiresAt ? Date.parse(spec.expiresAt) : undefined;
     if (expiresAt !== undefined && expiresAt <= Date.now()) throw new OcteliumError('INVALID_ARGUMENT', 'spec.expiresAt is in the past');

@@ -100,8 +100,17 @@ export class ResourceStore {
     return this.#cache.get(kind)!.get(name);
   }
 
+  /**
+   * `get` for requests that name a resource that should exist (API reads, references of a write): on a miss, another
+   * process may have committed it a moment ago (a sibling worker or replica), so the mirror catches up once (budgeted
+   * by the feed) and looks again — a client that wrote through one worker reads its write through another.
+   */
+  getFresh(kind: KindName, name: string): Resource | undefined {
+    return this.get(kind, name) ?? (this.feed.catchUpOnMiss() ? this.get(kind, name) : undefined);
+  }
+
   mustGet(kind: KindName, name: string): Resource {
-    const r = this.get(kind, name);
+    const r = this.getFresh(kind, name);
     if (!r) throw new OcteliumError('NOT_FOUND', `${kind.toLowerCase()} "${name}" not found`);
     return r;
   }
