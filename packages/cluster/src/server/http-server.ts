@@ -19,7 +19,6 @@ export interface Handlers {
   routes?: Map<string, (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>>;
 }
 
-
 /** What Node's HTTP parser reports (`clientError`) as the status the client gets. */
 function parserError(err: NodeJS.ErrnoException): OcteliumError {
   switch (err.code) {
