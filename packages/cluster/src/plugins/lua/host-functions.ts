@@ -126,6 +126,31 @@ function startHttp(call: CallState, req: LuaHttpRequest): Promise<HttpResult> {
   return Promise.race([fetched, capped]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * get/set/delete for one side's headers (`reqGetHeader` … / `respGetHeader` …): the request and the response have the
+ * same three functions over their own header map; `side` names them in Lua error messages (`setRequestHeader`).
+ */
+function headerFunctions(prefix: 'req' | 'resp', side: 'Request' | 'Response', of: (call: CallState) => { headers: Record<string, string> }): Record<string, Impl> {
+  return {
+    [`${prefix}GetHeader`]: (api, L, call) => pushOptString(api, L, getHeader(of(call).headers, headerName(api, L, `get${side}Header`))),
+    [`${prefix}SetHeader`]: (api, L, call) => {
+      const target = of(call);
+      target.headers[headerName(api, L, `set${side}Header`)] = headerValue(api, L, `set${side}Header`);
+      call.headersChanged = true;
+      return 0;
+    },
+    [`${prefix}DeleteHeader`]: (api, L, call) => {
+      const target = of(call);
+      const name = headerName(api, L, `delete${side}Header`);
+      if (Object.hasOwn(target.headers, name)) {
+        delete target.headers[name];
+        call.headersChanged = true;
+      }
+      return 0;
+    },
+  };
+}
+
 const IMPLS: Record<string, Impl> = {
   reqGetBody: (api, L, call) => pushOptString(api, L, requestOf(call).body ?? ''),
   reqSetBody: (api, L, call) => {
@@ -140,22 +165,7 @@ const IMPLS: Record<string, Impl> = {
     call.exit = { status, body: argOptString(api, L, 2, 'exit') };
     return 0;
   },
-  reqGetHeader: (api, L, call) => pushOptString(api, L, getHeader(requestOf(call).headers, headerName(api, L, 'getRequestHeader'))),
-  reqSetHeader: (api, L, call) => {
-    const req = requestOf(call);
-    req.headers[headerName(api, L, 'setRequestHeader')] = headerValue(api, L, 'setRequestHeader');
-    call.headersChanged = true;
-    return 0;
-  },
-  reqDeleteHeader: (api, L, call) => {
-    const req = requestOf(call);
-    const name = headerName(api, L, 'deleteRequestHeader');
-    if (Object.hasOwn(req.headers, name)) {
-      delete req.headers[name];
-      call.headersChanged = true;
-    }
-    return 0;
-  },
+  ...headerFunctions('req', 'Request', requestOf),
   reqGetPath: (api, L, call) => pushOptString(api, L, requestOf(call).path),
   reqSetPath: (api, L, call) => {
     const req = requestOf(call);
@@ -174,22 +184,7 @@ const IMPLS: Record<string, Impl> = {
     call.bodyChanged = true;
     return 0;
   },
-  respGetHeader: (api, L, call) => pushOptString(api, L, getHeader(responseOf(call).headers, headerName(api, L, 'getResponseHeader'))),
-  respSetHeader: (api, L, call) => {
-    const resp = responseOf(call);
-    resp.headers[headerName(api, L, 'setResponseHeader')] = headerValue(api, L, 'setResponseHeader');
-    call.headersChanged = true;
-    return 0;
-  },
-  respDeleteHeader: (api, L, call) => {
-    const resp = responseOf(call);
-    const name = headerName(api, L, 'deleteResponseHeader');
-    if (Object.hasOwn(resp.headers, name)) {
-      delete resp.headers[name];
-      call.headersChanged = true;
-    }
-    return 0;
-  },
+  ...headerFunctions('resp', 'Response', responseOf),
   respGetStatus: (api, L, call) => {
     api.m._lua_pushinteger(L, BigInt(responseOf(call).status));
     return 1;
