@@ -311,6 +311,55 @@ describe('forwarding headers', () => {
   });
 });
 
+describe('a cluster behind one trusted proxy, with a small in-flight cap', () => {
+  let tc2: TestCluster;
+  let held: Server;
+  const release: Array<() => void> = [];
+  const seen2: Array<IncomingMessage['headers']> = [];
+
+  before(async () => {
+    // An upstream that holds /hold until released: requests stay in flight as long as the test wants.
+    held = createServer((req, res) => {
+      seen2.push(req.headers);
+      if (req.url === '/hold') release.push(() => res.end('released'));
+      else res.end('ok');
+    });
+    await new Promise<void>((r) => held.listen(0, '127.0.0.1', () => r()));
+    tc2 = await startTestCluster({ options: { limits: { trustedProxyHops: 1, maxInflightPerUser: 2 } } });
+    await tc2.api.apply({ resources: [service('held', { isAnonymous: true, config: { upstream: { url: `http://127.0.0.1:${(held.address() as AddressInfo).port}` } } })] });
+  });
+
+  after(async () => {
+    for (const r of release.splice(0)) r();
+    await tc2.close();
+    held.close();
+  });
+
+  test('--trusted-proxy-hops 1: the proxy\'s X-Forwarded-* are kept and the peer appended', async () => {
+    const r = await rawGet(tc2.cluster.port, '/svc/held/x', ['x-forwarded-for: 203.0.113.7', 'x-forwarded-proto: https', 'x-forwarded-host: mcp.example.com']);
+    assert.equal(r.status, 200, r.raw.slice(0, 300));
+    const h = seen2.at(-1)!;
+    assert.equal(h['x-forwarded-for'], '203.0.113.7, 127.0.0.1');
+    assert.equal(h['x-forwarded-proto'], 'https');
+    assert.equal(h['x-forwarded-host'], 'mcp.example.com');
+  });
+
+  test('past maxInflightPerUser a caller gets 429 until one of its requests ends', async () => {
+    const first = [rawGet(tc2.cluster.port, '/svc/held/hold'), rawGet(tc2.cluster.port, '/svc/held/hold')];
+    const deadline = Date.now() + 5000;
+    while (release.length < 2) {
+      assert.ok(Date.now() < deadline, 'the two held requests never reached the upstream');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const third = await rawGet(tc2.cluster.port, '/svc/held/x');
+    assert.equal(third.status, 429, third.raw.slice(0, 300));
+    assert.equal(errorCode(third), 'OCT_ERR_RATE_LIMITED');
+    for (const r of release.splice(0)) r();
+    assert.deepEqual((await Promise.all(first)).map((r) => r.status), [200, 200]);
+    assert.equal((await rawGet(tc2.cluster.port, '/svc/held/x')).status, 200, 'the slots are given back');
+  });
+});
+
 describe('upgrades', () => {
   test('a WebSocket upgrade that is reset right away does not end the process', async () => {
     for (const target of ['/api/v1/connect', '/svc/echo/', '/nowhere']) {

@@ -3,6 +3,7 @@ import { OcteliumError } from '@octelium-ts/shared';
 import type { GatewayContext } from './context.js';
 import type { GatewayDeps } from './deps.js';
 import { DEFAULT_LIMITS } from '../server/limits.js';
+import { declaredTooLarge } from '../server/read-body.js';
 
 /** The body cap of a request that is streamed upstream: the Service's `maxRequestSize`, else the cluster default. */
 export function streamedBodyCap(ctx: GatewayContext, deps: GatewayDeps): number {
@@ -14,8 +15,8 @@ export function streamedBodyCap(ctx: GatewayContext, deps: GatewayDeps): number 
  * before anything is forwarded, a chunked body is counted as it flows (it has no length to check up front).
  */
 export function cappedRequestBody(ctx: GatewayContext, cap: number): NodeJS.ReadableStream {
-  const declared = Number(ctx.req.headers['content-length'] ?? -1);
-  if (declared > cap) throw new OcteliumError('BODY_TOO_LARGE', `request body of ${declared} bytes exceeds the limit of ${cap}`);
+  const refused = declaredTooLarge(ctx.req, cap);
+  if (refused) throw refused;
   let seen = 0;
   const counter = new Transform({
     transform(chunk: Buffer, _enc, done) {

@@ -8,12 +8,7 @@ export function isLoopbackHostname(hostname: string): boolean {
   return LOOPBACK_NAMES.has(hostname.toLowerCase());
 }
 
-/** Hostname of a Host header (`name:port`, `[v6]:port`), lower-cased. */
-export function hostnameOfHost(host: string): string {
-  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1).toLowerCase();
-  const i = host.lastIndexOf(':');
-  return (i >= 0 ? host.slice(0, i) : host).toLowerCase();
-}
+export { hostnameOfHost } from '../server/request-target.js';
 
 /**
  * RFC 8707 resource indicators ↔ Services. A resource URL names a Service exactly when a request to that URL

@@ -6,9 +6,15 @@ import { OcteliumError } from '@octelium-ts/shared';
  * is refused before a byte is read; a chunked body is counted as it arrives and reading stops at the limit.
  * Event-based rather than `for await`: the async iterator costs a promise per chunk on the gateway's hot path.
  */
-export function readBodyLimited(req: IncomingMessage, limit: number, what = 'request body'): Promise<Buffer> {
+/** A declared Content-Length past `limit`: refused before a byte is read (413). */
+export function declaredTooLarge(req: IncomingMessage, limit: number, what = 'request body'): OcteliumError | undefined {
   const declared = Number(req.headers['content-length'] ?? -1);
-  if (declared > limit) return Promise.reject(new OcteliumError('BODY_TOO_LARGE', `${what} of ${declared} bytes exceeds the limit of ${limit}`));
+  return declared > limit ? new OcteliumError('BODY_TOO_LARGE', `${what} of ${declared} bytes exceeds the limit of ${limit}`) : undefined;
+}
+
+export function readBodyLimited(req: IncomingMessage, limit: number, what = 'request body'): Promise<Buffer> {
+  const refused = declaredTooLarge(req, limit, what);
+  if (refused) return Promise.reject(refused);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

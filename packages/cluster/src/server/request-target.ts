@@ -1,4 +1,5 @@
 import { NAME_RE, OcteliumError } from '@octelium-ts/shared';
+import { tryDecodeComponent } from '../api/uri-component.js';
 
 /**
  * Request-target handling, in one place (RFC 9112 §3.2, RFC 3986 §5.2.4). Everything after this module —
@@ -22,10 +23,11 @@ export function badTarget(message: string): OcteliumError {
   return new OcteliumError('INVALID_REQUEST_TARGET', message);
 }
 
-function hostnameOf(hostHeader: string): string {
-  if (hostHeader.startsWith('[')) return hostHeader.slice(0, hostHeader.indexOf(']') + 1).toLowerCase();
-  const i = hostHeader.lastIndexOf(':');
-  return (i >= 0 ? hostHeader.slice(0, i) : hostHeader).toLowerCase();
+/** Hostname of a Host header (`name:port`, `[v6]:port`), lower-cased. */
+export function hostnameOfHost(host: string): string {
+  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1).toLowerCase();
+  const i = host.lastIndexOf(':');
+  return (i >= 0 ? host.slice(0, i) : host).toLowerCase();
 }
 
 const DOT = /^(?:\.|%2e)$/i;
@@ -58,12 +60,8 @@ function resolveDots(segments: string[], rootName: string): string {
 function serviceName(raw: string): { service: string; namespace: string } {
   if (/%2f|%5c/i.test(raw)) throw badTarget('a Service name cannot contain an encoded "/" or "\\"');
   if (DOT.test(raw) || DOT_DOT.test(raw)) throw badTarget('path climbs above /svc/');
-  let name: string;
-  try {
-    name = decodeURIComponent(raw);
-  } catch {
-    throw badTarget('bad percent-encoding in the Service name');
-  }
+  const name = tryDecodeComponent(raw);
+  if (name === undefined) throw badTarget('bad percent-encoding in the Service name');
   const labels = name.split('.');
   if (labels.length > 2 || !labels.every((l) => NAME_RE.test(l))) throw badTarget(`"${name.slice(0, 64)}" is not a Service name (<name> or <name>.<namespace>)`);
   return { service: labels[0], namespace: labels[1] ?? 'default' };
@@ -77,7 +75,7 @@ function serviceName(raw: string): { service: string; namespace: string } {
  */
 export function parseRequestTarget(method: string, rawTarget: string, hostHeader: string | undefined, domainHost: string): Target {
   let target = rawTarget;
-  let host = hostnameOf(hostHeader ?? '');
+  let host = hostnameOfHost(hostHeader ?? '');
   if (target === '*') {
     if (method === 'OPTIONS') return { kind: 'cluster', path: '*', query: '' };
     throw badTarget('"*" is only a valid request target for OPTIONS');
@@ -85,7 +83,7 @@ export function parseRequestTarget(method: string, rawTarget: string, hostHeader
   const absolute = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(target);
   if (absolute) {
     // Absolute-form (RFC 9112 §3.2.2): allowed for our own hosts only — this is not a forward proxy.
-    const authority = hostnameOf(absolute[1].slice(absolute[1].lastIndexOf('@') + 1));
+    const authority = hostnameOfHost(absolute[1].slice(absolute[1].lastIndexOf('@') + 1));
     if (authority !== domainHost && !authority.endsWith('.' + domainHost)) throw badTarget(`absolute-form request for a foreign host "${authority}"`);
     host = authority;
     target = target.slice(absolute[0].length) || '/';
