@@ -27,7 +27,8 @@ export function containerLogsRoute(store: ResourceStore, runtime: () => Containe
     try {
       for await (const l of lines) {
         if (abort.signal.aborted) break;
-        if (!res.write(`data: ${JSON.stringify(l)}\n\n`)) await new Promise((r) => res.once('drain', r));
+        // A reader that stops reading and then goes away never drains: wait for either, or this loop stays forever.
+        if (!res.write(`data: ${JSON.stringify(l)}\n\n`)) await new Promise<void>((r) => { res.once('drain', r); res.once('close', r); });
       }
     } catch (err) {
       if (!abort.signal.aborted) res.write(`event: error\ndata: ${JSON.stringify({ message: (err as Error).message })}\n\n`);
