@@ -23,7 +23,8 @@ const MAX_AFFINITY = 10_000;
 
 /**
  * The gateway's view of managed containers: ready replicas per workload, round-robin among them, in-flight counts for
- * draining. Written by the reconciler, read on every request (map lookups only).
+ * draining. Written by the reconciler (in the leading process; the others follow it through the store), read on every
+ * request (map lookups only).
  */
 export class ContainerEndpoints {
   readonly #views = new Map<string, WorkloadView & { next: number }>();
@@ -32,14 +33,17 @@ export class ContainerEndpoints {
   readonly #affinity = new Map<string, string>();
   /** Why there are no endpoints at all (no runtime); shown in 503s. */
   unavailableReason?: string;
+  /** Told of every change, after it is made (the leader shares its table with the other processes: endpoint-feed.ts). */
+  onChange?: (key: string, view: WorkloadView | undefined) => void;
 
   set(key: string, view: WorkloadView): void {
     const prev = this.#views.get(key);
     this.#views.set(key, { ...view, next: prev?.next ?? 0 });
+    this.onChange?.(key, view);
   }
 
   delete(key: string): void {
-    this.#views.delete(key);
+    if (this.#views.delete(key)) this.onChange?.(key, undefined);
   }
 
   get(key: string): WorkloadView | undefined {

@@ -9,6 +9,7 @@ import { ReplicaRouter } from './router.js';
 
 export { ReplicaRegistry } from './registry.js';
 export { ReplicaRouter } from './router.js';
+export { LeaderLease, type LeaseHooks, type LeaseTiming } from './leader-lease.js';
 
 export interface ReplicaOptions extends RegistryOptions, LinkTimeouts {
   /** How long a request waits for an agent to appear on some replica; default 1.5 s. */

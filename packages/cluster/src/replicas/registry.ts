@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Sql } from '../store/sql.js';
+import { LeaderLease, type LeaseHooks } from './leader-lease.js';
 
 /** A connected agent as the registry records it (from TunnelHub.agents()). */
 export interface LocalAgent { id: string; user: string; services: string[]; serveAll?: boolean }
@@ -29,8 +30,11 @@ export class ReplicaRegistry {
   readonly #suspects = new Map<string, number>();
   /** Recent answers of `holders`: forwarding must not cost a store round trip per request. */
   readonly #cache = new Map<string, { until: number; holders: Holder[] }>();
+  /** Leader leases this replica competes for; renewed on its heartbeat, given up when it closes. */
+  readonly #leases: LeaderLease[] = [];
   #timer: NodeJS.Timeout | undefined;
   #beats = 0;
+  #closed = false;
 
   constructor(private readonly sql: Sql, private readonly advertiseURL: () => string, private readonly localAgents: () => LocalAgent[], opts: RegistryOptions = {}) {
     this.#heartbeatMs = opts.heartbeatMs ?? 1000;
@@ -44,11 +48,25 @@ export class ReplicaRegistry {
   }
 
   #beat(): void {
+    const now = Date.now();
     try {
-      this.sync();
+      this.sync(now);
     } catch {
       /* the store is down: the lease lapses unless it comes back in time, which is the truth */
     }
+    for (const l of this.#leases) l.beat(now);
+  }
+
+  /**
+   * Competes for the leader lease `name` (a job one replica of the cluster runs: the container reconciler), held by
+   * this replica's id with its heartbeat and lease timing. Tried at once, then on every heartbeat.
+   */
+  lead(name: string, hooks: LeaseHooks): LeaderLease {
+    const lease = new LeaderLease(this.sql, name, this.id, { heartbeatMs: this.#heartbeatMs, leaseMs: this.#leaseMs }, hooks);
+    if (this.#closed) lease.release(); // too late to lead: never acquires
+    this.#leases.push(lease);
+    lease.beat();
+    return lease;
   }
 
   /** Renews the lease and writes the difference between connected and recorded agents. */
@@ -111,7 +129,9 @@ export class ReplicaRegistry {
 
   /** A graceful stop gives up the lease at once, so nobody waits for it to lapse. */
   close(): void {
+    this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
+    for (const l of this.#leases) l.release();
     try {
       this.sql.run('DELETE FROM tunnel_agents WHERE replica_id = ?', [this.id]);
       this.sql.run('DELETE FROM replicas WHERE id = ?', [this.id]);

@@ -16,6 +16,15 @@ export const OAUTH_CODES = 'CREATE TABLE oauth_codes (hash TEXT PRIMARY KEY, jso
 
 export const MCP_SESSION_BINDINGS = 'CREATE TABLE mcp_session_bindings (key TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at BIGINT NOT NULL);';
 
+/**
+ * Shared by both engines' migrations: leader leases (replicas/leader-lease.ts; one row per cluster-wide job, held by a
+ * replica id until `expires_at`), and the container endpoints the leading reconciler publishes for every replica's
+ * gateway (containers/endpoint-feed.ts; mirrored through the change log, whose triggers each engine adds itself).
+ */
+export const LEADER_TABLES = `
+  CREATE TABLE leader_leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at BIGINT NOT NULL);
+  CREATE TABLE container_endpoints (workload TEXT PRIMARY KEY, json TEXT NOT NULL);`;
+
 /** Numbered schema changes, applied once each in order (user_version counts them). */
 const MIGRATIONS: Array<string | ((db: DB) => void)> = [
   `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,6 +61,14 @@ const MIGRATIONS: Array<string | ((db: DB) => void)> = [
    ${OAUTH_CODES}`,
   // 5: MCP session bindings shared by replicas (mcp/sessions.ts).
   MCP_SESSION_BINDINGS,
+  // 6: one container reconciler per cluster (leader lease) and the endpoints it shares with the other processes.
+  `${LEADER_TABLES}
+  ${['INSERT', 'UPDATE', 'DELETE'].map((ev) => {
+    const row = ev === 'DELETE' ? 'OLD' : 'NEW';
+    return `
+  CREATE TRIGGER container_endpoints_${ev.toLowerCase()} AFTER ${ev} ON container_endpoints BEGIN
+    INSERT INTO changes (tbl, op, json) VALUES ('container_endpoints', '${ev === 'DELETE' ? 'delete' : 'put'}', json_object('workload', ${row}.workload, 'json', ${row}.json)); END;`;
+  }).join('')}`,
 ];
 
 /**

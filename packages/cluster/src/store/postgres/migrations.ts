@@ -1,4 +1,4 @@
-import { MCP_SESSION_BINDINGS, OAUTH_CODES, REPLICA_TABLES } from '../db.js';
+import { LEADER_TABLES, MCP_SESSION_BINDINGS, OAUTH_CODES, REPLICA_TABLES } from '../db.js';
 import { WRITE_LOCK, type PgSql } from './sync-pg.js';
 
 /** Held while migrating, so replicas starting together apply each migration exactly once. */
@@ -52,6 +52,9 @@ export const PG_MIGRATIONS: string[] = [
    ${OAUTH_CODES}`,
   // 4: MCP session bindings shared by replicas (mcp/sessions.ts).
   MCP_SESSION_BINDINGS,
+  // 5: one container reconciler per cluster (leader lease) and the endpoints it shares with the other replicas.
+  `${LEADER_TABLES}
+   CREATE TRIGGER container_endpoints_changes AFTER INSERT OR UPDATE OR DELETE ON container_endpoints FOR EACH ROW EXECUTE FUNCTION octelium_log_change();`,
 ];
 
 /** Applies the migrations this database lacks, once, in one transaction, whatever number of replicas try at once. */
