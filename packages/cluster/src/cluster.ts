@@ -32,6 +32,8 @@ import { registerTelemetry, type TelemetryOptions } from './telemetry/index.js';
 import { registerHumanIdentity, type HumanLoginConfig } from './web/index.js';
 import { ContainerEndpoints, ContainerReconciler, containerLogsRoute, selectRuntime, type DockerRuntimeOptions, type ReconcilerOptions, type RuntimeChoice } from './containers/index.js';
 import { clusterId } from './containers/cluster-id.js';
+import { ContainerLeader } from './containers/leadership.js';
+import { EndpointFeed } from './containers/endpoint-feed.js';
 
 export interface ClusterOptions {
   dataDir: string | ':memory:';
@@ -78,8 +80,11 @@ export interface Cluster {
   faults: Faults;
   /** Which store this replica uses, for humans: `SQLite in DIR` or `PostgreSQL at HOST:PORT/DB`. */
   storeWhere: string;
-  /** The container runtime in use and why (the startup line says it), its reconciler and the gateway's replica table. */
-  containers: { runtime: 'docker' | 'kubernetes' | 'none'; reason: string; clusterId: string; reconciler: ContainerReconciler; endpoints: ContainerEndpoints };
+  /**
+   * The container runtime in use and why (the startup line says it), who runs the reconciler (one process of the
+   * cluster: the leader) and the gateway's replica table.
+   */
+  containers: { runtime: 'docker' | 'kubernetes' | 'none'; reason: string; clusterId: string; leader: ContainerLeader; endpoints: ContainerEndpoints };
   close(): Promise<void>;
 }
 
@@ -111,7 +116,6 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const containerClusterId = clusterId(backing.sql);
   const containerEndpoints = new ContainerEndpoints();
   let selected: Awaited<ReturnType<typeof selectRuntime>> = { reason: 'container runtime: not chosen yet (the cluster is starting)' };
-  let reconciler: ContainerReconciler | undefined;
 
   let lua: LuaRuntime | undefined = undefined;
   const index = new ServiceIndex(store, (previous) => previous && lua?.evict(previous.versionKey));
@@ -135,6 +139,14 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const replicas = backing.kind === 'postgres' || opts.replicas?.privateListener
     ? registerReplicas({ sql: backing.sql, hub: tunnel, clusterSecret, advertiseURL: () => opts.advertiseURL ?? selfURL, onClose }, opts.replicas)
     : undefined;
+  // One process of the cluster reconciles containers (the holder of the `containers` lease); with replicas, the
+  // others' gateways follow the endpoints it publishes in the store (docs/containers.md, "One leader").
+  const containerLog = opts.containers?.reconciler?.log ?? ((m: string) => console.error(`containers: ${m}`));
+  const containerLeader = new ContainerLeader(
+    () => new ContainerReconciler(store, selected.runtime, containerEndpoints, selected.reason, opts.containers?.reconciler),
+    { log: containerLog, onDeposed: () => endpointFeed?.follow() },
+  );
+  const endpointFeed = replicas ? new EndpointFeed(backing.feed, containerEndpoints, containerLeader, containerLog) : undefined;
   // Visibility: redaction, /metrics, response capture, OTLP (docs/visibility.md).
   const telemetry = registerTelemetry({ store, identity, accessLogs }, opts.telemetry);
   for (const [path, route] of Object.entries(telemetry.routes)) routes.set(path, route);
@@ -203,7 +215,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const server: Server = createHttpServer(domainHost, { api, oauth2, gateway, routes, web: human.web, connectUpgrade: (req, socket, head) => replicas?.upgrade(req, socket, head) || tunnel.handleUpgrade(req, socket, head) }, limits, faults);
 
   const release = async () => {
-    await reconciler?.close();
+    await containerLeader.close();
+    await selected.runtime?.close();
     for (const c of onClose) await c();
     index.close();
     policy.close();
@@ -239,17 +252,16 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     writeFileSync(`${file}.${process.pid}.tmp`, JSON.stringify(info, null, 2) + '\n');
     renameSync(`${file}.${process.pid}.tmp`, file);
   }
-  // After cluster.json: waiting for dockerode and the daemon must not delay "listening". The reconciler adopts running
-  // containers, removes orphans, then follows the change feed; it never throws (errors go to status).
+  // After cluster.json: waiting for dockerode and the daemon must not delay "listening". The leader's reconciler adopts
+  // running containers, removes orphans, then follows the change feed; it never throws (errors go to status).
   selected = await selectRuntime(opts.containers?.runtime, containerClusterId, { docker: opts.containers?.docker })
     .catch((err: Error) => ({ reason: `container runtime: none (it could not be set up: ${err.message})` }));
-  reconciler = new ContainerReconciler(store, selected.runtime, containerEndpoints, selected.reason, opts.containers?.reconciler);
-  void reconciler.start();
+  containerLeader.start(replicas?.registry);
 
   let closing: Promise<void> | undefined;
   return {
     ...info, bootstrapToken, store, accessLogs, tunnel, faults, storeWhere: backing.where,
-    containers: { runtime: selected.runtime?.name ?? 'none', reason: selected.reason, clusterId: containerClusterId, reconciler: reconciler!, endpoints: containerEndpoints },
+    containers: { runtime: selected.runtime?.name ?? 'none', reason: selected.reason, clusterId: containerClusterId, leader: containerLeader, endpoints: containerEndpoints },
     close: () => (closing ??= (async () => {
       // Stop accepting, let in-flight requests finish (bounded), then close the DB.
       const closed = new Promise<void>((r) => server.close(() => r()));

@@ -107,7 +107,7 @@ describe('managed containers: bad input', { timeout: 180_000 }, () => {
       assert.match(r.body.error!.message, /has no ready container \(Failed: /);
     }
     // Failed attempts are removed at once: give the reconciler no chance to be mid-attempt, then count.
-    await tc.cluster.containers.reconciler.close();
+    await tc.cluster.containers.leader.close();
     const left = await docker.listContainers({ all: true, filters: { label: [`octelium.io/cluster=${tc.cluster.containers.clusterId}`] } });
     assert.deepEqual(left.map((c) => `${c.Labels['octelium.io/service']} ${c.State}`), []);
 

@@ -59,6 +59,7 @@ export class ContainerReconciler {
 
   /** Adopts what runs, removes orphans, then follows the change feed. Never throws. */
   async start(): Promise<void> {
+    if (this.#closed) return; // stopped before it started (leadership.ts: the lease was lost at once)
     this.#unsubscribe.push(this.store.watch((c) => this.#onChange(c)));
     if (this.runtime) {
       try {
@@ -70,16 +71,20 @@ export class ContainerReconciler {
       const stop = this.runtime.watch?.((label) => this.schedule(canonicalServiceName(label)));
       if (stop) this.#unsubscribe.push(stop);
     }
-    for (const s of this.store.list('Service')) if (this.#hasContainers(s)) this.schedule(s.metadata.name);
+    this.resync();
     const timer = setInterval(() => this.resync(), this.#opts.resyncMs);
     timer.unref();
     this.#timers.add(timer);
   }
 
-  /** Checks every Service that has (or had) containers. */
+  /**
+   * Checks every Service that has (or had) containers, including those a previous leader published endpoints for
+   * (leadership.ts): a Service deleted while no process led still has its endpoints removed.
+   */
   resync(): void {
     const names = new Set(this.store.list('Service').filter((s) => this.#hasContainers(s)).map((s) => s.metadata.name));
     for (const label of this.#known.keys()) names.add(canonicalServiceName(label));
+    for (const key of this.endpoints.keys()) names.add(canonicalServiceName(key.slice(0, key.indexOf('/'))));
     for (const n of names) this.schedule(n);
   }
 
@@ -109,7 +114,10 @@ export class ContainerReconciler {
     while (this.#running.size) await Promise.allSettled([...this.#running.values()]);
   }
 
-  /** Stops reconciling. Containers keep running: the next start adopts them. */
+  /**
+   * Stops reconciling. Containers keep running: the next start adopts them. The runtime stays open (its owner, the
+   * cluster, closes it): a process that leads again later starts a new reconciler on it.
+   */
   async close(): Promise<void> {
     this.#closed = true;
     for (const u of this.#unsubscribe) u();
@@ -117,7 +125,6 @@ export class ContainerReconciler {
     this.#abort.abort();
     // A pull from a slow registry cannot be interrupted: wait a little for running steps, never for ever.
     await Promise.race([this.idle(), new Promise((r) => setTimeout(r, 2_000).unref())]);
-    await this.runtime?.close();
   }
 
   #hasContainers(s: Resource): boolean {

@@ -1,0 +1,148 @@
+/**
+ * One container reconciler per cluster (issue 15, docs/containers.md "One leader"): two real replica processes on one
+ * real PostgreSQL 15 and a real Docker daemon. Only the holder of the `containers` lease creates containers; both
+ * replicas route to them (the leader shares its endpoints through the store); kill -9 of the leader hands the lease
+ * to the other replica within seconds, and it reconciles the next change. Every container carries this test
+ * cluster's own octelium.io/cluster label and is removed by id at the end.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type Docker from 'dockerode';
+import pgLib from 'pg';
+import type { Resource } from '@octelium-ts/shared';
+import { mcpImage, removeClusterContainers, requireDocker } from './helpers/docker.js';
+import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
+import { eventually, startReplica, svc, type Replica } from './helpers/replicas.js';
+import type { ContainerStatus } from '../src/containers/status.js';
+
+const DOMAIN = 'localhost:18091';
+
+let docker: Docker | undefined;
+let pg: TestPostgres | undefined;
+let storeURL = '';
+let image = '';
+let replicas: Replica[] = [];
+let rootToken = '';
+let clusterId = '';
+
+/** One query against the shared store, as an operator would look at it. */
+async function query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+  const db = new pgLib.Client({ connectionString: storeURL });
+  await db.connect();
+  try {
+    return (await db.query(sql, params)).rows as T[];
+  } finally {
+    await db.end();
+  }
+}
+
+/** The replica holding a live `containers` lease, if any. */
+async function leader(): Promise<Replica | undefined> {
+  const [row] = await query<{ advertise_url: string }>(
+    "SELECT r.advertise_url FROM leader_leases l JOIN replicas r ON r.id = l.holder WHERE l.name = 'containers' AND l.expires_at > $1", [Date.now()]);
+  return row && replicas.find((r) => row.advertise_url.endsWith(`:${r.info.port}`));
+}
+
+const calc = (greeting: string): Resource => svc('calc', {
+  config: { upstream: { container: { image, port: 8080, env: [{ name: 'GREETING', value: greeting }] } } },
+});
+
+const containersOfCalc = () => docker!.listContainers({ all: true, filters: { label: [`octelium.io/cluster=${clusterId}`, 'octelium.io/service=calc.default'] } });
+
+const statusOf = async (r: Replica) => ((await r.api(rootToken).get('Service', 'calc')).status as { container?: ContainerStatus } | undefined)?.container;
+
+/** tools/call add through a replica's gateway: the sum, and which container (its hostname) answered. */
+async function add(r: Replica, a: number, b: number): Promise<{ sum: string; container: string }> {
+  const res = await fetch(`${r.url}/svc/calc/mcp`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${rootToken}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'add', arguments: { a, b } } }),
+  });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`HTTP ${res.status} through ${r.addr}: ${text}`);
+  const body = JSON.parse(text) as { result?: { content: Array<{ text: string }> } };
+  return { sum: body.result!.content[0].text, container: res.headers.get('x-replica') ?? '' };
+}
+
+describe('managed containers with two replicas: one leader reconciles', { timeout: 240_000 }, () => {
+  before(async (t) => {
+    docker = await requireDocker(t as never);
+    if (!docker) return;
+    pg = await startTestPostgres('container leader election on PostgreSQL');
+    if (!pg) return;
+    image = await mcpImage(docker);
+    storeURL = await pg.createDatabase();
+    // Started together: both compete for the lease from their first heartbeat.
+    replicas = await Promise.all([0, 1].map(() => startReplica(storeURL, DOMAIN, ['--container-runtime', 'docker'])));
+    const bootstrapped = replicas.find((r) => /Bootstrap auth token/.test(r.output()))!;
+    rootToken = (await replicas[0].api('').login(readFileSync(join(bootstrapped.dataDir, 'bootstrap-token'), 'utf8').trim())).accessToken;
+    clusterId = (await query<{ value: string }>("SELECT value FROM meta WHERE key = 'containerClusterID'"))[0].value;
+  });
+
+  after(async () => {
+    await Promise.all(replicas.map((r) => r.stop()));
+    if (docker && clusterId) console.log(`# removed ${await removeClusterContainers(docker, clusterId)} leftover containers`);
+    pg?.close();
+  });
+
+  test('exactly one replica leads; one container is created; MCP calls through both replicas reach it', async (t) => {
+    if (!docker || !pg) return t.skip('no Docker or no PostgreSQL');
+    const first = await eventually(leader, 5_000);
+    const leaders = replicas.filter((r) => /now leads the container reconciler/.test(r.output()));
+    assert.deepEqual(leaders, [first.value], 'one replica says it leads, and it is the lease holder');
+    const [follower] = replicas.filter((r) => r !== first.value);
+
+    // Applied through the follower: the leader reconciles; the status it writes is read back through the follower.
+    await follower.api(rootToken).apply({ resources: [calc('v1')] });
+    const st = await eventually(async () => ((await statusOf(follower))?.state === 'Running' ? statusOf(follower) : undefined), 60_000, 250);
+    assert.equal(st.value?.ready, 1);
+
+    const calls = await Promise.all(replicas.map((r) => eventually(() => add(r, 4, 7), 5_000, 100)));
+    const [c] = await containersOfCalc();
+    for (const call of calls) {
+      assert.equal(call.value.sum, '11');
+      assert.equal(call.value.container, c.Id.slice(0, 12), 'both replicas reach the one container');
+    }
+    // A few resyncs later (every 5 s on the leader): still one container, never a second one from the follower.
+    await new Promise((r) => setTimeout(r, 6_000));
+    const all = await containersOfCalc();
+    assert.deepEqual(all.map((x) => x.Id), [c.Id]);
+    assert.doesNotMatch(follower.output(), /now leads the container reconciler/, 'the follower never led');
+  });
+
+  test('kill -9 the leader: the other replica takes the lease within seconds and reconciles a new env', { timeout: 120_000 }, async (t) => {
+    if (!docker || !pg) return t.skip('no Docker or no PostgreSQL');
+    const dead = (await leader())!;
+    const survivor = replicas.find((r) => r !== dead)!;
+    const [before] = await containersOfCalc();
+
+    dead.proc.kill('SIGKILL');
+    const t0 = Date.now();
+    // The container keeps running, and the survivor keeps routing to it while nobody leads.
+    assert.equal((await add(survivor, 1, 2)).sum, '3');
+    const { tookMs } = await eventually(async () => (await leader()) === survivor, 15_000, 100);
+    t.diagnostic(`the survivor holds the lease ${tookMs} ms after kill -9 of the leader (lease 5 s, heartbeat 1 s)`);
+    assert.ok(tookMs < 10_000, `took over after ${tookMs} ms`);
+    await eventually(() => /now leads the container reconciler/.test(survivor.output()), 5_000);
+    replicas = [survivor];
+    assert.deepEqual((await containersOfCalc()).map((c) => c.Id), [before.Id], 'the new leader adopted the running container, not replaced it');
+
+    // A change after the takeover: the new leader replaces the container (its env is part of the spec hash).
+    await survivor.api(rootToken).apply({ resources: [calc('v2')] });
+    const replaced = await eventually(async () => {
+      const list = await containersOfCalc();
+      if (list.length !== 1 || list[0].Id === before.Id || list[0].State !== 'running') return undefined;
+      const info = await docker!.getContainer(list[0].Id).inspect();
+      return info.Config.Env.includes('GREETING=v2') ? list[0] : undefined;
+    }, 60_000, 250);
+    t.diagnostic(`env change reconciled by the new leader in ${replaced.tookMs} ms`);
+    await eventually(async () => (await statusOf(survivor))?.state === 'Running', 30_000, 250);
+    const after = await eventually(async () => {
+      const r = await add(survivor, 5, 6);
+      return r.container === replaced.value.Id.slice(0, 12) ? r : undefined;
+    }, 10_000, 100);
+    assert.equal(after.value.sum, '11');
+  });
+});
