@@ -8,13 +8,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
+import Database from 'better-sqlite3';
 import pgLib from 'pg';
 import type { Resource } from '@octelium-ts/shared';
 import { mcpImage, removeClusterContainers, requireDocker } from './helpers/docker.js';
 import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
 import { eventually, startReplica, svc, type Replica } from './helpers/replicas.js';
+import { adminClient, spawnCluster, tempDir, type ClusterProcess } from './helpers/testing.js';
 import type { ContainerStatus } from '../src/containers/status.js';
 
 const DOMAIN = 'localhost:18091';
@@ -64,6 +67,19 @@ async function add(r: Replica, a: number, b: number): Promise<{ sum: string; con
   if (res.status !== 200) throw new Error(`HTTP ${res.status} through ${r.addr}: ${text}`);
   const body = JSON.parse(text) as { result?: { content: Array<{ text: string }> } };
   return { sum: body.result!.content[0].text, container: res.headers.get('x-replica') ?? '' };
+}
+
+/** One POST on a connection of its own (closed after it), so successive requests are spread over the workers. */
+function postOnFreshConnection(url: string, headers: Record<string, string>, body: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: 'POST', agent: false, headers: { ...headers, connection: 'close' } }, (res) => {
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 describe('managed containers with two replicas: one leader reconciles', { timeout: 240_000 }, () => {
@@ -144,5 +160,65 @@ describe('managed containers with two replicas: one leader reconciles', { timeou
       return r.container === replaced.value.Id.slice(0, 12) ? r : undefined;
     }, 10_000, 100);
     assert.equal(after.value.sum, '11');
+  });
+
+  test('a clean stop gives the lease up: a replica that joined meanwhile leads within two heartbeats', { timeout: 60_000 }, async (t) => {
+    if (!docker || !pg) return t.skip('no Docker or no PostgreSQL');
+    const [leading] = replicas;
+    const joined = await startReplica(storeURL, DOMAIN, ['--container-runtime', 'docker']);
+    replicas.push(joined);
+    // A replica that starts while another leads learns the endpoints from the store at once.
+    assert.equal((await eventually(() => add(joined, 2, 2), 5_000, 100)).value.sum, '4');
+    assert.equal(await leader(), leading);
+    const [container] = await containersOfCalc();
+
+    const t0 = Date.now();
+    assert.equal(await leading.stop(), 0);
+    const { tookMs } = await eventually(async () => (await leader()) === joined, 5_000, 50);
+    t.diagnostic(`lease taken ${Date.now() - t0} ms after SIGTERM of the leader (its stop included)`);
+    assert.ok(tookMs < 2_500, `took over ${tookMs} ms after the leader stopped`);
+    replicas = [joined];
+    assert.equal((await add(joined, 3, 4)).sum, '7');
+    assert.deepEqual((await containersOfCalc()).map((c) => c.Id), [container.Id], 'a clean stop of the leader leaves the containers running');
+  });
+});
+
+describe('managed containers with --workers 2 on SQLite: one worker reconciles', { timeout: 120_000 }, () => {
+  let proc: ClusterProcess | undefined;
+  let workersClusterId = '';
+
+  after(async () => {
+    await proc?.stop();
+    if (docker && workersClusterId) console.log(`# removed ${await removeClusterContainers(docker, workersClusterId)} leftover containers`);
+  });
+
+  test('one worker leads, one container is created, requests on fresh connections (node:cluster spreads them over both workers) reach it', async (t) => {
+    docker ??= await requireDocker(t);
+    if (!docker) return;
+    image ||= await mcpImage(docker);
+    proc = await spawnCluster(tempDir(), ['--workers', '2', '--container-runtime', 'docker']);
+    await eventually(() => (proc!.output().match(/octelium-cluster listening on/g)?.length ?? 0) === 2, 20_000);
+    const db = new Database(join(proc.dataDir, 'octelium.db'), { readonly: true });
+    try {
+      workersClusterId = (db.prepare("SELECT value FROM meta WHERE key = 'containerClusterID'").get() as { value: string }).value;
+    } finally {
+      db.close();
+    }
+    const api = await adminClient(proc.info.domain, proc.dataDir);
+    await api.apply({ resources: [calc('v1')] });
+    await eventually(async () => ((await api.get('Service', 'calc')).status as { container?: ContainerStatus } | undefined)?.container?.state === 'Running', 60_000, 250);
+    assert.equal(proc.output().match(/now leads the container reconciler/g)?.length, 1, 'exactly one worker leads');
+
+    // Fresh connections: node:cluster hands them to the workers in turn, so both gateways route here.
+    const url = `http://127.0.0.1:${proc.info.port}/svc/calc/mcp`;
+    const sums = await Promise.all(Array.from({ length: 8 }, async (_, i) => {
+      const res = await postOnFreshConnection(url, { authorization: `Bearer ${api.accessToken}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        JSON.stringify({ jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'add', arguments: { a: i, b: 1 } } }));
+      assert.equal(res.status, 200, res.body);
+      return (JSON.parse(res.body) as { result: { content: Array<{ text: string }> } }).result.content[0].text;
+    }));
+    assert.deepEqual(sums, Array.from({ length: 8 }, (_, i) => String(i + 1)));
+    const list = await docker.listContainers({ all: true, filters: { label: [`octelium.io/cluster=${workersClusterId}`] } });
+    assert.equal(list.length, 1, 'one container for the cluster, not one per worker');
   });
 });
