@@ -2,8 +2,9 @@
  * One container reconciler per cluster (issue 15, docs/containers.md "One leader"): two real replica processes on one
  * real PostgreSQL 15 and a real Docker daemon. Only the holder of the `containers` lease creates containers; both
  * replicas route to them (the leader shares its endpoints through the store); kill -9 of the leader hands the lease
- * to the other replica within seconds, and it reconciles the next change. Every container carries this test
- * cluster's own octelium.io/cluster label and is removed by id at the end.
+ * to the other replica within seconds, and it reconciles the next change; a clean stop hands it over at once. The
+ * same with `--workers 2` on SQLite. Every container carries its test cluster's own octelium.io/cluster label and is
+ * removed by id at the end.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
