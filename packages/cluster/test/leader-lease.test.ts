@@ -3,50 +3,23 @@
  * endpoint-feed.ts) on both store engines: SQLite in a data dir and a real PostgreSQL 15. Two opened stores on one
  * database stand for two processes, as in store-engines.test.ts. Time is passed in, so expiry needs no sleeping.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openStore, type OpenedStore } from '../src/store/open-store.js';
+import { openStore } from '../src/store/open-store.js';
 import type { Sql } from '../src/store/sql.js';
 import { LeaderLease } from '../src/replicas/leader-lease.js';
 import { ContainerEndpoints, type WorkloadView } from '../src/containers/endpoints.js';
 import { EndpointFeed } from '../src/containers/endpoint-feed.js';
-import { tempDir } from './helpers/testing.js';
-import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
+import { pair, storeEngines } from './helpers/store-engines.js';
 
-interface Engine { name: string; location(): Promise<{ dataDir: string; url?: string }> }
-
-let pg: TestPostgres | undefined;
-before(async () => {
-  pg = await startTestPostgres('leader lease on PostgreSQL');
-});
-after(() => pg?.close());
-
-const engines: Engine[] = [
-  { name: 'sqlite', location: async () => ({ dataDir: tempDir() }) },
-  { name: 'postgres', location: async () => ({ dataDir: tempDir(), url: await pg!.createDatabase() }) },
-];
-
-/** Two processes on one store; `third()` opens one more (each has its own feed and mirrors). */
-async function pair(engine: Engine): Promise<{ a: OpenedStore; b: OpenedStore; third(): Promise<OpenedStore>; close(): Promise<void> }> {
-  const loc = await engine.location();
-  const opened = await Promise.all([openStore(loc), openStore(loc)]);
-  return {
-    a: opened[0], b: opened[1],
-    third: async () => {
-      const s = await openStore(loc);
-      opened.push(s);
-      return s;
-    },
-    close: async () => void (await Promise.all(opened.map((s) => s.close()))),
-  };
-}
+const { engines } = storeEngines('leader lease on PostgreSQL');
 
 const TIMING = { heartbeatMs: 100, leaseMs: 500 };
 
 /** A lease whose elections and depositions are recorded in order. */
-function lease(sql: Sql, holder: string, name = 'job'): { lease: LeaderLease; events: string[] } {
+function lease(sql: Sql, holder: string, name = 'job', timing = TIMING): { lease: LeaderLease; events: string[] } {
   const events: string[] = [];
-  return { lease: new LeaderLease(sql, name, holder, TIMING, { onElected: () => events.push('elected'), onDeposed: () => events.push('deposed') }), events };
+  return { lease: new LeaderLease(sql, name, holder, timing, { onElected: () => events.push('elected'), onDeposed: () => events.push('deposed') }), events };
 }
 
 const holderOf = (sql: Sql, name = 'job') => sql.get<{ holder: string }>('SELECT holder FROM leader_leases WHERE name = ?', [name])?.holder;
@@ -55,7 +28,7 @@ const view = (url: string): WorkloadView => ({ state: 'Running', replicas: 1, re
 
 for (const engine of engines) {
   describe(`leader lease on ${engine.name}`, () => {
-    const skip = () => engine.name === 'postgres' && !pg;
+    const skip = () => !engine.available();
 
     test('acquire, renew, contention, takeover once expired, release for a quick takeover', async (t) => {
       if (skip()) return t.skip('no PostgreSQL');
@@ -147,7 +120,9 @@ for (const engine of engines) {
       if (skip()) return t.skip('no PostgreSQL');
       const { a, b, third, close } = await pair(engine);
       try {
-        const A = lease(a.sql, 'replica-a', 'containers'), B = lease(b.sql, 'replica-b', 'containers');
+        // Nobody renews in this test: a lease long enough to outlast it (an expired one fences off the leader too).
+        const long = { heartbeatMs: 1_000, leaseMs: 60_000 };
+        const A = lease(a.sql, 'replica-a', 'containers', long), B = lease(b.sql, 'replica-b', 'containers', long);
         A.lease.beat();
         B.lease.beat();
         const roleA = { leading: true, confirm: () => A.lease.confirm() };

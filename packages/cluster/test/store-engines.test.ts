@@ -2,10 +2,10 @@
  * One store suite, two engines (docs/scaling.md): SQLite in a data dir and a real PostgreSQL 15. Two opened stores
  * on one database stand for two processes (--workers siblings on SQLite, replicas on PostgreSQL).
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { OcteliumError, type Resource } from '@octelium-ts/shared';
-import { openStore, joinCluster, type OpenedStore } from '../src/store/open-store.js';
+import { openStore, joinCluster } from '../src/store/open-store.js';
 import { ResourceStore, type Change } from '../src/store/resource-store.js';
 import { TokenStore } from '../src/auth/tokens.js';
 import { KeyRing } from '../src/oauth/keyring.js';
@@ -13,36 +13,18 @@ import { AuthorizationState, RefreshTokens } from '../src/oauth/grants.js';
 import { PgSql } from '../src/store/postgres/sync-pg.js';
 import { migrate, PG_MIGRATIONS } from '../src/store/postgres/migrations.js';
 import { tempDir } from './helpers/testing.js';
-import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
+import { pair, storeEngines } from './helpers/store-engines.js';
 
 const group = (name: string, labels?: Record<string, string>, resourceVersion?: string): Resource => ({
   apiVersion: 'core/v1', kind: 'Group', metadata: { name, ...(labels ? { labels } : {}), ...(resourceVersion ? { resourceVersion } : {}) }, spec: {},
 });
 const isCode = (code: string) => (e: unknown) => e instanceof OcteliumError && e.code === code;
 
-interface Engine { name: string; location(): Promise<{ dataDir: string; url?: string }> }
-
-let pg: TestPostgres | undefined;
-before(async () => {
-  pg = await startTestPostgres('store engine suite on PostgreSQL');
-});
-after(() => pg?.close());
-
-const engines: Engine[] = [
-  { name: 'sqlite', location: async () => ({ dataDir: tempDir() }) },
-  { name: 'postgres', location: async () => ({ dataDir: tempDir(), url: await pg!.createDatabase() }) },
-];
-
-/** Two processes on one store: each with its own connection, feed and mirrors. */
-async function pair(engine: Engine): Promise<{ a: OpenedStore; b: OpenedStore; close(): Promise<void> }> {
-  const loc = await engine.location();
-  const [a, b] = await Promise.all([openStore(loc), openStore(loc)]);
-  return { a, b, close: async () => void (await Promise.all([a.close(), b.close()])) };
-}
+const { engines, postgres } = storeEngines('store engine suite on PostgreSQL');
 
 for (const engine of engines) {
   describe(`store on ${engine.name}`, () => {
-    const skip = () => engine.name === 'postgres' && !pg;
+    const skip = () => !engine.available();
 
     test('create, update, delete; a stale resourceVersion is a 409 that names the fix', async (t) => {
       if (skip()) return t.skip('no PostgreSQL');
@@ -203,6 +185,7 @@ for (const engine of engines) {
 
 describe('PostgreSQL engine failures', () => {
   test('migrations run once however many replicas start at once', async (t) => {
+    const pg = postgres();
     if (!pg) return t.skip('no PostgreSQL');
     const url = await pg.createDatabase();
     const sqls = [new PgSql(url), new PgSql(url), new PgSql(url)];
@@ -222,6 +205,7 @@ describe('PostgreSQL engine failures', () => {
   });
 
   test('PostgreSQL restarted: writes fail fast with 503 while it is down, then work again without reopening', async (t) => {
+    const pg = postgres();
     if (!pg) return t.skip('no PostgreSQL');
     const s = await openStore({ dataDir: tempDir(), url: await pg.createDatabase() });
     try {
