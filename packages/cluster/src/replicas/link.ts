@@ -1,8 +1,8 @@
 import type { IncomingMessage } from 'node:http';
-import { pipeline, type Duplex, type Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import {
-  API_PREFIX, MAX_FRAME_BYTES, OcteliumError, TunnelMux, TunnelStreamError, WebSocketTransport, endToEndHeaders, errorFromBody, isErrorBody,
+  API_PREFIX, MAX_FRAME_BYTES, OcteliumError, TunnelMux, TunnelStreamError, WebSocketTransport, endToEndHeaders, errorFromBody, isErrorBody, pump,
   type TunnelStream,
 } from '@octelium-ts/shared';
 import type { TunnelHub, TunnelRequest, TunnelResponse } from '../tunnel/index.js';
@@ -102,7 +102,7 @@ export class ReplicaLinks {
     signal?.addEventListener('abort', onAbort, { once: true });
     stream.once('close', () => signal?.removeEventListener('abort', onAbort));
     if (typeof req.body === 'string' || req.body instanceof Uint8Array) stream.writable.end(Buffer.from(req.body));
-    else if (req.body) pipeline(req.body as Readable, stream.writable, (err) => err && !stream.closed && stream.reset('CANCEL', `request body failed: ${err.message}`));
+    else if (req.body) pump(req.body as Readable, stream.writable, (err) => err && !stream.closed && stream.reset('CANCEL', `request body failed: ${err.message}`));
     else stream.writable.end();
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
@@ -162,7 +162,7 @@ export class ReplicaLinks {
     }
     if (s.closed) return void res.body.destroy();
     s.respond({ status: res.statusCode, headers: endToEndHeaders(res.headers) });
-    pipeline(res.body, s.writable, (err) => err && !s.closed && s.reset('UPSTREAM_FAILED', `upstream response failed: ${err.message}`));
+    pump(res.body, s.writable, (err) => err && !s.closed && s.reset('UPSTREAM_FAILED', `upstream response failed: ${err.message}`));
   }
 
   async close(): Promise<void> {

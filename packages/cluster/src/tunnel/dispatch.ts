@@ -1,5 +1,5 @@
-import { pipeline } from 'node:stream';
-import { OcteliumError, TunnelStreamError, canonicalServiceName, endToEndHeaders, normalizeUpstreamURL, type Resource } from '@octelium-ts/shared';
+import type { Readable } from 'node:stream';
+import { OcteliumError, TunnelStreamError, canonicalServiceName, endToEndHeaders, normalizeUpstreamURL, pump, type Resource } from '@octelium-ts/shared';
 import type { AgentConnection } from './agent-conn.js';
 import { upstreamsServedBy } from './services.js';
 import type { TunnelRequest, TunnelResponse } from './index.js';
@@ -53,7 +53,7 @@ export async function sendToAgent(conn: AgentConnection, service: string, target
   if (typeof req.body === 'string' || req.body instanceof Uint8Array) {
     stream.writable.end(Buffer.from(req.body));
   } else if (req.body) {
-    pipeline(req.body, stream.writable, (err) => {
+    pump(req.body as Readable, stream.writable, (err) => {
       if (err && !stream.closed) stream.reset('CANCEL', `request body failed: ${err.message}`);
     });
   } else {

@@ -6,6 +6,8 @@ export * from './ws-transport.js';
 export * from './memory-transport.js';
 export * from './budget.js';
 export * from './stream.js';
+export * from './stream-heads.js';
 export * from './mux.js';
 export * from './http.js';
+export * from './pump.js';
 export * from './published-path.js';

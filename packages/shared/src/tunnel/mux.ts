@@ -1,12 +1,13 @@
 import { TunnelProtocolError } from './errors.js';
 import {
-  CONTROL_SCHEMAS, DEFAULT_STREAM_WINDOW, FrameType, MAX_DATA_FRAME, RequestHeadSchema, ResetSchema, ResponseHeadSchema,
+  CONTROL_SCHEMAS, DEFAULT_STREAM_WINDOW, FrameType, MAX_DATA_FRAME,
   decodeFrame, decodeJSONPayload, decodeWindowIncrement, encodeJSONFrame,
   type ControlFrameType, type Frame, type GoAwayMessage, type RequestHead,
 } from './frames.js';
 import type { z } from 'zod';
 import { DEFAULT_CONNECTION_BUFFER_BYTES, TunnelBudget } from './budget.js';
 import { TunnelStream, type StreamHost } from './stream.js';
+import { decodeRequestHead, decodeReset, decodeResponseHead } from './stream-heads.js';
 import type { TransportCloseInfo, TunnelTransport } from './transport.js';
 
 export type ControlMessage = {
@@ -200,7 +201,7 @@ export class TunnelMux {
       const peerParity = this.role === 'client' ? 0 : 1;
       if (id % 2 !== peerParity || id <= this.#lastPeerId) throw new TunnelProtocolError(`invalid new stream id ${id}`);
       this.#lastPeerId = id;
-      const head = decodeJSONPayload(frame, RequestHeadSchema);
+      const head = decodeRequestHead(frame);
       // Room for its head and a full window (the peer may send that much at once), or it is refused.
       const fits = this.#budget.hasRoom(this.#host.streamWindow + frame.payload.length);
       const stream = new TunnelStream(this.#host, id, 'remote', head, fits ? frame.payload.length : 0);
@@ -227,7 +228,7 @@ export class TunnelMux {
     // Frames for a stream that already ended locally (e.g. crossing a RESET) are expected and dropped.
     switch (frame.type) {
       case FrameType.RESPONSE_HEAD: {
-        const head = decodeJSONPayload(frame, ResponseHeadSchema);
+        const head = decodeResponseHead(frame);
         stream?._onResponseHead(head);
         return;
       }
@@ -239,7 +240,7 @@ export class TunnelMux {
         stream?._onEnd();
         return;
       case FrameType.RESET:
-        stream?._onReset(decodeJSONPayload(frame, ResetSchema));
+        stream?._onReset(decodeReset(frame));
         return;
       case FrameType.WINDOW: {
         const inc = decodeWindowIncrement(frame);

@@ -103,19 +103,22 @@ export class WebSocketTransport implements TunnelTransport {
   send(frame: Buffer): boolean {
     if (this.#closed || this.#ws.readyState !== OPEN) return false;
     this.#coalesce();
-    this.#ws.send(frame, (err) => {
-      if (err) return; // the socket is going down; 'close' reports it
-      if (this.#needDrain && this.#ws.bufferedAmount <= this.#low) {
-        this.#needDrain = false;
-        this.ondrain?.();
-      }
-    });
+    this.#ws.send(frame, this.#afterSend);
     if (this.#ws.bufferedAmount >= this.#high) {
       this.#needDrain = true;
       return false;
     }
     return true;
   }
+
+  /** One callback for every frame (not a closure per frame): reports the drain once the buffer is low again. */
+  readonly #afterSend = (err?: Error): void => {
+    if (err) return; // the socket is going down; 'close' reports it
+    if (this.#needDrain && this.#ws.bufferedAmount <= this.#low) {
+      this.#needDrain = false;
+      this.ondrain?.();
+    }
+  };
 
   /**
    * The frames of one tick (a response head and its first DATA, many streams' WINDOW_UPDATEs …) leave in one
