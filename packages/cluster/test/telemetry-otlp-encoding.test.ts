@@ -1,0 +1,106 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { decodeAttributes } from '../src/telemetry/otlp-receiver.js';
+import { envGzip, envHeaders, OtlpHttpSender } from '../src/telemetry/otlp-http.js';
+import { otlpEnvelopes, otlpLogRecord, otlpSpan } from '../src/telemetry/otlp-json.js';
+import { formatTraceParent, newSpanId, newTraceId, parseTraceParent } from '../src/telemetry/trace-context.js';
+import type { AccessLog } from '@octelium-ts/shared';
+import type { LogFacts } from '../src/telemetry/attributes.js';
+import { decodeItems, encodeItem, type ExportItem } from '../src/telemetry/export-item.js';
+
+const T = '4bf92f3577b34da6a3ce929d0e0e4736', S = '00f067aa0ba902b7';
+
+test('traceparent: the W3C propagator rules (version ff and extra fields on 00 refused, zero ids refused, later versions accepted)', () => {
+  assert.deepEqual(parseTraceParent(`00-${T}-${S}-01`), { traceId: T, spanId: S, sampled: true });
+  assert.deepEqual(parseTraceParent([`00-${T}-${S}-00`, 'ignored']), { traceId: T, spanId: S, sampled: false });
+  assert.deepEqual(parseTraceParent(`cc-${T}-${S}-09-future`), { traceId: T, spanId: S, sampled: true });
+  for (const bad of [`ff-${T}-${S}-01`, `00-${T}-${S}-01-extra`, `00-${'0'.repeat(32)}-${S}-01`, `00-${T}-${'0'.repeat(16)}-01`, `00-${T.toUpperCase()}-${S}-01`, '00-zzzz-1234-01', '', undefined]) {
+    assert.equal(parseTraceParent(bad), undefined, String(bad));
+  }
+  assert.equal(formatTraceParent(T, S, true), `00-${T}-${S}-01`);
+  const ids = new Set(Array.from({ length: 1000 }, () => newSpanId()));
+  assert.equal(ids.size, 1000);
+  assert.match(newTraceId(), /^[0-9a-f]{32}$/);
+  assert.match([...ids][0], /^[0-9a-f]{16}$/);
+});
+
+test('OTLP/JSON: spans and log records carry the fields the SDK sent (ids, flags, nanosecond times, status, attributes)', () => {
+  const facts: LogFacts = ['DENIED', 502, 'u', 's', 'default', 'tools/call', 'add', 'POST', '/mcp', 'POLICY', 'req-1', 'sess', 'UPSTREAM_FAILED', '2026-12-01T00:00:00.123Z'];
+  const item: ExportItem = {
+    span: { traceId: T, spanId: S, parentSpanId: '1111111111111111', traceState: 'vendor=abc', sampled: true, startMs: 1764547200123.456, endMs: 1764547200125.5 },
+    log: true, facts, body: '{"kind":"AccessLog","x":"a\\"b"}',
+  };
+  const env = otlpEnvelopes('octelium-cluster', 'octelium-ts/gateway');
+  const traces = JSON.parse(env.spans([otlpSpan(item.span!, facts)]));
+  const rs = traces.resourceSpans[0];
+  assert.deepEqual(decodeAttributes(rs.resource.attributes), { 'service.name': 'octelium-cluster' });
+  assert.equal(rs.scopeSpans[0].scope.name, 'octelium-ts/gateway');
+  const span = rs.scopeSpans[0].spans[0];
+  assert.deepEqual(
+    { traceId: span.traceId, spanId: span.spanId, parent: span.parentSpanId, state: span.traceState, name: span.name, kind: span.kind, start: span.startTimeUnixNano, end: span.endTimeUnixNano, status: span.status, flags: span.flags },
+    { traceId: T, spanId: S, parent: '1111111111111111', state: 'vendor=abc', name: 'tools/call add', kind: 2, start: '1764547200123456000', end: '1764547200125500000', status: { code: 2, message: 'UPSTREAM_FAILED' }, flags: 0x301 },
+  );
+  assert.deepEqual(decodeAttributes(span.attributes), {
+    status: 'DENIED', 'http.response.status_code': 502, user: 'u', service: 's', namespace: 'default', 'mcp.method': 'tools/call', 'mcp.tool': 'add',
+    'http.request.method': 'POST', 'url.path': '/mcp', 'octelium.reason': 'POLICY', 'octelium.request_id': 'req-1', 'octelium.session': 'sess',
+  });
+  assert.equal(span.attributes[1].value.intValue, 502);
+  const plainFacts: LogFacts = ['ALLOWED', 200, '', 'svc', '', '', '', 'GET', '/x', 'POLICY', 'req-2', '', '', '2026-12-01T00:00:00.123Z'];
+  const root = JSON.parse(JSON.stringify(otlpSpan({ ...item.span!, parentSpanId: undefined }, plainFacts)));
+  assert.equal(root.flags, 0x101, 'a root span: is-remote known, not remote');
+  assert.deepEqual(root.status, { code: 0 });
+  assert.equal(root.name, 'GET svc');
+  assert.equal('parentSpanId' in root, false);
+
+  const rec = JSON.parse(env.logs([otlpLogRecord(item, 1764547201000)])).resourceLogs[0].scopeLogs[0].logRecords[0];
+  assert.equal(rec.body.stringValue, item.body);
+  assert.equal(rec.timeUnixNano, String(Date.parse(facts[13])) + '000000');
+  assert.equal(rec.observedTimeUnixNano, '1764547201000000000');
+  assert.deepEqual([rec.severityNumber, rec.severityText, rec.eventName, rec.flags, rec.traceId, rec.spanId], [13, 'WARN', 'octelium.accesslog', 1, T, S]);
+  assert.deepEqual(decodeAttributes(rec.attributes), { status: 'DENIED', 'http.response.status_code': 502, user: 'u', service: 's', namespace: 'default', 'mcp.method': 'tools/call', 'mcp.tool': 'add' });
+  const plain = JSON.parse(JSON.stringify(otlpLogRecord({ log: true, facts: plainFacts, body: '{}' }, 0)));
+  assert.deepEqual([plain.severityText, plain.traceId, plain.flags], ['INFO', undefined, undefined]);
+});
+
+test('export items cross to the worker intact (the AccessLog text is not re-escaped)', () => {
+  const log = { kind: 'AccessLog', metadata: { id: 'r', createdAt: '2026-12-01T00:00:00.000Z' }, entry: { common: { status: 'ALLOWED', reason: { type: 'POLICY' }, serviceRef: { name: 's' } }, info: { http: { request: { method: 'POST', path: '/mcp', bodyMap: { jsonrpc: '2.0', method: 'tools/list' } }, response: { code: 200 } } } } } as unknown as AccessLog;
+  const body = JSON.stringify(log);
+  const span = { traceId: T, spanId: S, sampled: false, startMs: 1.5, endMs: 2.5 };
+  const [a, b] = decodeItems([encodeItem(span, true, log, body), encodeItem(undefined, false, log, body)].join('\n'));
+  assert.deepEqual(a, { span, log: true, facts: ['ALLOWED', 200, '', 's', '', 'tools/list', '', 'POST', '/mcp', 'POLICY', 'r', '', '', '2026-12-01T00:00:00.000Z'], body });
+  assert.deepEqual([b.span, b.log, b.body], [undefined, false, body]);
+});
+
+test('OTLP/HTTP sender: retries 503 (honouring Retry-After), gives up at once on 400, sends the headers', async () => {
+  const statuses = [503, 200, 400];
+  const seen: Array<{ auth?: string; type?: string; body: string }> = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      seen.push({ auth: req.headers.authorization, type: req.headers['content-type'], body });
+      res.writeHead(statuses.shift() ?? 500, { 'retry-after': '0' }).end('{}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const sender = new OtlpHttpSender(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/logs`, { authorization: 'Bearer k' }, 5000);
+    assert.equal(await sender.send('{"a":1}'), true);
+    assert.equal(seen.length, 2, 'one retry after the 503');
+    assert.deepEqual(seen[1], { auth: 'Bearer k', type: 'application/json', body: '{"a":1}' });
+    assert.equal(await sender.send('{}'), false);
+    assert.equal(seen.length, 3, '400 is not retried');
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
+});
+
+test('OTEL_EXPORTER_OTLP_[SIGNAL_]HEADERS and _COMPRESSION are read as the SDK read them', () => {
+  const env = { OTEL_EXPORTER_OTLP_HEADERS: 'api-key=a%20b, x = 1 ,bad', OTEL_EXPORTER_OTLP_LOGS_HEADERS: 'x=2', OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'gzip' };
+  assert.deepEqual(envHeaders('LOGS', env), { 'api-key': 'a b', x: '2' });
+  assert.deepEqual(envHeaders('TRACES', env), { 'api-key': 'a b', x: '1' });
+  assert.deepEqual([envGzip('TRACES', env), envGzip('LOGS', env)], [true, false]);
+});
