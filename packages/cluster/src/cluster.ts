@@ -197,7 +197,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       core.plugins, //                    header edits, Lua, ExtProc, direct, path
       core.upstream, //                   upstream URL, container, tunnel or federation; the response streams back
     ],
-    // Watch every request; the redactor first, so it knows a request before its AccessLog is recorded.
+    // Watch every request: metrics and spans, then MCP's session bookkeeping.
     hooks: [...telemetry.hooks, ...mcp.hooks],
   });
   const api = createApiHandler({ store, identity, accessLogs, checks, extraRoutes: { '/policy/test': policyTestRoute(store, policy), '/containerlogs': containerLogsRoute(store, () => selected.runtime, () => selected.reason) } });

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { matchesAccessLog, type AccessLog, type AccessLogFilter } from '@octelium-ts/shared';
+import type { GatewayContext } from '../gateway/context.js';
 import type { DB } from '../store/db.js';
 import { SqliteSql, type Sql } from '../store/sql.js';
 import { serializeLog } from './serialize.js';
@@ -118,9 +119,12 @@ export class AccessLogStore {
     this.#timer = setTimeout(() => this.flush(), RETRY_MS);
   }
 
-  /** Stores and publishes one AccessLog; returns it as stored (after redaction, when a redactor is set). */
-  record(log: AccessLog): AccessLog {
-    const stored = this.redact ? this.redact(log) : log;
+  /**
+   * Stores and publishes one AccessLog; returns it as stored (after redaction, when a redactor is set). `request`
+   * is the gateway request it describes: its credential headers and Service config tell the redactor what to remove.
+   */
+  record(log: AccessLog, request?: GatewayContext): AccessLog {
+    const stored = this.redact ? this.redact(log, request) : log;
     this.#queue.push(stored);
     this.#feed.emit('log', stored);
     this.#timer ??= setTimeout(() => this.flush(), FLUSH_MS);
@@ -128,7 +132,7 @@ export class AccessLogStore {
   }
 
   /** Removes configured fields before anything is stored, streamed or exported (set by the visibility subsystem). */
-  redact?: (log: AccessLog) => AccessLog;
+  redact?: (log: AccessLog, request?: GatewayContext) => AccessLog;
 
   /** Hands every queued log to the writer (or writes it, in-thread). */
   flush(): void {

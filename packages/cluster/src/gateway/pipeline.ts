@@ -1,15 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { OcteliumError } from '@octelium-ts/shared';
-import type { GatewayContext } from './context.js';
+import { RequestContext, type GatewayContext } from './context.js';
 import type { GatewayDeps, GatewayHooks } from './deps.js';
-import { buildAccessLog, newRequestId } from './access-log.js';
+import { buildAccessLog } from './access-log.js';
 import { jsonRpcIdOf, renderGatewayError } from './errors.js';
 import { upstreamRequestHeaders } from './headers.js';
 import { inflightStage } from './request-limits.js';
 import { authnStage } from './stages/authn.js';
 import { authorizeStage } from './stages/authorize.js';
 import { bufferStage } from './stages/buffer.js';
-import { RequestBody } from './request-body.js';
 import { pluginsStage } from './stages/plugins.js';
 import { routeStage } from './stages/route.js';
 import { upstreamStage } from './stages/upstream.js';
@@ -54,19 +53,7 @@ export function createGateway(deps: GatewayDeps, plan: GatewayPlan) {
   const { stages, hooks } = plan;
 
   return async function handle(req: IncomingMessage, res: ServerResponse, target: { service: string; namespace: string; path: string }): Promise<void> {
-    const requestBody = new RequestBody(req);
-    const ctx: GatewayContext = {
-      req, res, startedAt: new Date(), requestId: newRequestId(), upstreamPath: target.path, requestBody,
-      get body() { return requestBody.bytes; },
-      set body(bytes: Buffer | undefined) { requestBody.replace(bytes ?? Buffer.alloc(0)); },
-      get bodyMap() { return requestBody.map; },
-      set bodyMap(value: unknown) { requestBody.expose(value); },
-      get parsedBody() { return requestBody.parsed(); },
-      serviceName: target.service, namespaceName: target.namespace, anonymous: false,
-      upstreamHeaders: upstreamRequestHeaders(req, deps.limits?.trustedProxyHops), responseHeaderEdits: { set: {}, remove: [] },
-      plugins: [], responseHooks: [], cleanups: [], responded: false,
-      requestBytes: 0, responseStatus: 0, responseBytes: 0, abort: new AbortController(),
-    };
+    const ctx = new RequestContext(req, res, target, upstreamRequestHeaders(req, deps.limits?.trustedProxyHops));
     // Client gone before we finished: abort the upstream request at once.
     res.on('close', () => {
       if (!res.writableFinished) ctx.abort.abort();
@@ -92,7 +79,7 @@ export function createGateway(deps: GatewayDeps, plan: GatewayPlan) {
       }
     } finally {
       for (const c of ctx.cleanups) c();
-      const log = deps.accessLogs.record(buildAccessLog(ctx));
+      const log = deps.accessLogs.record(buildAccessLog(ctx), ctx);
       for (const h of hooks) h.onResponse?.(ctx, log);
     }
   };

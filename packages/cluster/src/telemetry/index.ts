@@ -20,7 +20,7 @@ export interface Telemetry {
   metrics: GatewayMetrics;
   redactor: Redactor;
   otlp?: OtlpWorkerClient;
-  /** Gateway hooks, in the order they must run: the redactor must know a request before its log is recorded. */
+  /** Gateway hooks: request metrics, and spans when exporting. (The redactor gets each request with its log.) */
   hooks: GatewayHooks[];
   /** Response body capture: after authorize, when the effective config (dynamicConfig included) is known. */
   responseCapture: GatewayStage;
@@ -53,7 +53,7 @@ export function registerTelemetry(
   metrics.setAccessLogStats(() => ({ writeFailures: base.accessLogs.writeFailures, dropped: base.accessLogs.dropped }));
   return {
     options, metrics, redactor, otlp,
-    hooks: [redactor.hooks(), metrics.hooks(), ...(otlp ? [tracingHooks(otlp, options.otlp!)] : [])],
+    hooks: [metrics.hooks(), ...(otlp ? [tracingHooks(otlp, options.otlp!)] : [])],
     responseCapture: responseCaptureStage({ defaultOn: options.captureResponseBody, maxBytes: options.maxResponseBodyBytes }),
     routes: { '/metrics': metrics.route(base.identity, options.metricsPublic) },
     flush: async () => otlp?.flush(),

@@ -4,7 +4,6 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { OcteliumError } from '@octelium-ts/shared';
 import type { IdentityService } from '../auth/identity.js';
 import { bearerToken } from '../api/http-util.js';
-import type { GatewayContext } from '../gateway/context.js';
 import type { GatewayDeps, GatewayHooks, PluginRuntime } from '../gateway/deps.js';
 import { mcpInfo } from './mcp-info.js';
 
@@ -42,7 +41,6 @@ export class GatewayMetrics {
   #tunnelStats?: () => TunnelStats;
   #accessLogStats?: () => { writeFailures: number; dropped: number };
   #faults?: () => ReadonlyMap<string, number>;
-  readonly #started = new WeakMap<GatewayContext, number>();
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -88,14 +86,12 @@ export class GatewayMetrics {
 
   hooks(): GatewayHooks {
     return {
-      onRequest: (ctx) => void this.#started.set(ctx, performance.now()),
       onResponse: (ctx, log) => {
         // Only names the Service table knows: a request for a missing Service must not mint a new label.
         const service = ctx.service ? ctx.service.metadata.name : '(unknown)';
         const decision = log.entry.common.status;
         this.requests.inc({ service, namespace: ctx.service ? ctx.namespaceName : '(unknown)', decision, code: String(log.entry.info.http.response.code) });
-        const t0 = this.#started.get(ctx);
-        if (t0 !== undefined) this.duration.observe({ service, decision }, (performance.now() - t0) / 1000);
+        this.duration.observe({ service, decision }, (performance.now() - ctx.startedAtMs) / 1000);
         if (ctx.error && UPSTREAM_ERRORS.has(ctx.error.code)) this.upstreamErrors.inc({ service, code: ctx.error.code });
         const mcp = mcpInfo(log);
         if (mcp.method) {

@@ -1,7 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { AccessLog, ServiceConfig } from '@octelium-ts/shared';
 import type { GatewayContext } from '../gateway/context.js';
-import type { GatewayHooks } from '../gateway/deps.js';
 import type { ResourceStore } from '../store/resource-store.js';
 import { REDACTED, redactPaths } from './json-path.js';
 import { serializeLog } from '../accesslog/serialize.js';
@@ -30,12 +29,29 @@ function credentialParts(name: string, value: string): string[] {
   return out;
 }
 
-function headerValues(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>, names: ReadonlySet<string>, into: Set<string>): void {
-  for (const [k, v] of Object.entries(headers)) {
-    if (v === undefined || !names.has(k.toLowerCase())) continue;
-    for (const one of Array.isArray(v) ? v : [v]) for (const part of credentialParts(k.toLowerCase(), one)) if (part.length >= MIN_SCRUB_LENGTH) into.add(part);
+/** Credential parts of the named headers (Node's request headers: lower-case keys, so each name is one lookup). */
+function headerValues(headers: IncomingHttpHeaders, names: ReadonlySet<string>, into: Set<string>): void {
+  for (const name of names) addCredential(name, headers[name], into);
+}
+
+/** The same for header maps whose keys a plugin may have written in any case (the upstream request's). */
+function anyCaseHeaderValues(headers: Record<string, string | string[] | undefined>, names: ReadonlySet<string>, into: Set<string>): void {
+  for (const k in headers) {
+    const name = k.toLowerCase();
+    if (names.has(name)) addCredential(name, headers[k], into);
   }
 }
+
+function addCredential(name: string, v: string | string[] | undefined, into: Set<string>): void {
+  if (v === undefined) return;
+  for (const one of Array.isArray(v) ? v : [v]) for (const part of credentialParts(name, one)) if (part.length >= MIN_SCRUB_LENGTH) into.add(part);
+}
+
+/** How a string value appears inside the log's JSON (what the fast path searches for). */
+function inJson(v: string): string {
+  return NEEDS_JSON_ESCAPE.test(v) ? JSON.stringify(v).slice(1, -1) : v;
+}
+const NEEDS_JSON_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
 /** Strings (of scrub-worthy length) inside a redacted value. */
 function collectStrings(v: unknown, into: Set<string>): void {
@@ -96,10 +112,10 @@ function keyPattern(keys: ReadonlySet<string>): RegExp {
 
 export class Redactor {
   #secrets: string[] = [];
+  /** The Secret values as they appear inside JSON, computed when the Secrets change rather than per request. */
+  #secretsInJson: string[] = [];
   readonly #unwatch: () => void;
   readonly #globalHeaders: Set<string>;
-  /** Requests in flight by id: the log's redaction needs its request's headers and effective config. */
-  readonly #live = new Map<string, GatewayContext>();
 
   constructor(private readonly store: ResourceStore, private readonly global: { paths: string[]; headers: string[] }) {
     this.#globalHeaders = new Set([...ALWAYS_REDACTED_HEADERS, ...global.headers.map((h) => h.toLowerCase())]);
@@ -115,13 +131,7 @@ export class Redactor {
     }
     // Longest first, so a Secret that contains another is replaced whole.
     this.#secrets = [...values].sort((a, b) => b.length - a.length);
-  }
-
-  hooks(): GatewayHooks {
-    return {
-      onRequest: (ctx) => void this.#live.set(ctx.requestId, ctx),
-      onResponse: (ctx) => void this.#live.delete(ctx.requestId),
-    };
+    this.#secretsInJson = this.#secrets.map(inJson);
   }
 
   #serviceVisibility(log: AccessLog, ctx: GatewayContext | undefined): NonNullable<NonNullable<ServiceConfig['http']>['visibility']> | undefined {
@@ -131,8 +141,8 @@ export class Redactor {
     return (svc?.spec as { config?: ServiceConfig } | undefined)?.config?.http?.visibility;
   }
 
-  redact = (log: AccessLog): AccessLog => {
-    const ctx = this.#live.get(log.metadata.id);
+  /** `ctx`: the gateway request the log describes (its credential headers and Service config). */
+  redact = (log: AccessLog, ctx?: GatewayContext): AccessLog => {
     const vis = this.#serviceVisibility(log, ctx);
     const keys = vis?.redactHeaders?.length ? new Set([...this.#globalHeaders, ...vis.redactHeaders.map((h) => h.toLowerCase())]) : this.#globalHeaders;
     const paths = vis?.redactPaths?.length ? [...this.global.paths, ...vis.redactPaths] : this.global.paths;
@@ -160,18 +170,19 @@ export class Redactor {
     }
     if (ctx) {
       headerValues(ctx.req.headers, keys, own);
-      headerValues(ctx.upstreamHeaders, keys, own);
+      anyCaseHeaderValues(ctx.upstreamHeaders, keys, own);
     }
-    const values = own.size ? [...new Set([...this.#secrets, ...own])].sort((a, b) => b.length - a.length) : this.#secrets;
     // Fast path: one serialization (reused later by the store and the exporter) shows whether any secret value
     // or credential-named key occurs at all; usually none does, and the tree walk is skipped.
     const json = serializeLog(out);
-    const needed = keyPattern(keys).test(json) || values.some((v) => json.includes(JSON.stringify(v).slice(1, -1)));
-    return needed ? (scrub(out, keys, values) as AccessLog) : out;
+    let needed = keyPattern(keys).test(json) || this.#secretsInJson.some((v) => json.includes(v));
+    if (!needed) for (const v of own) if ((needed = json.includes(inJson(v)))) break;
+    if (!needed) return out;
+    const values = own.size ? [...new Set([...this.#secrets, ...own])].sort((a, b) => b.length - a.length) : this.#secrets;
+    return scrub(out, keys, values) as AccessLog;
   };
 
   close(): void {
     this.#unwatch();
-    this.#live.clear();
   }
 }
