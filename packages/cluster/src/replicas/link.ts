@@ -2,7 +2,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import {
-  API_PREFIX, MAX_FRAME_BYTES, OcteliumError, TunnelMux, TunnelStreamError, WebSocketTransport, endToEndHeaders, errorFromBody, isErrorBody, pump,
+  API_PREFIX, CancelSignal, MAX_FRAME_BYTES, OcteliumError, TunnelMux, TunnelStreamError, WebSocketTransport, endToEndHeaders, errorFromBody, isErrorBody,
+  pump, requestBodyOf,
   type TunnelStream,
 } from '@octelium-ts/shared';
 import type { TunnelHub, TunnelRequest, TunnelResponse } from '../tunnel/index.js';
@@ -101,22 +102,21 @@ export class ReplicaLinks {
     const onAbort = () => stream.reset('CANCEL', 'client went away');
     signal?.addEventListener('abort', onAbort, { once: true });
     stream.once('close', () => signal?.removeEventListener('abort', onAbort));
-    if (typeof req.body === 'string' || req.body instanceof Uint8Array) stream.writable.end(Buffer.from(req.body));
+    if (typeof req.body === 'string' || req.body instanceof Uint8Array) stream.writable.end(Buffer.isBuffer(req.body) ? req.body : Buffer.from(req.body));
     else if (req.body) pump(req.body as Readable, stream.writable, (err) => err && !stream.closed && stream.reset('CANCEL', `request body failed: ${err.message}`));
     else stream.writable.end();
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        stream.reset('CANCEL', 'no response head in time');
-        reject(new OcteliumError('UPSTREAM_TIMEOUT', `no answer within ${this.#headersMs} ms from the replica at ${new URL(peerURL).host} holding the agent of user ${userName}`));
-      }, this.#headersMs);
-    });
+    // No answer in time: the stream is reset, which rejects the head with the reset (told apart by `timedOut`).
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stream.reset('CANCEL', 'no response head in time');
+    }, this.#headersMs);
     try {
-      const head = await Promise.race([stream.responseHead, timedOut]);
+      const head = await stream.responseHead;
       return { statusCode: head.status, headers: head.headers, body: stream.readable };
     } catch (err) {
       if (signal?.aborted) throw signal.reason ?? err;
-      if (err instanceof OcteliumError) throw err;
+      if (timedOut) throw new OcteliumError('UPSTREAM_TIMEOUT', `no answer within ${this.#headersMs} ms from the replica at ${new URL(peerURL).host} holding the agent of user ${userName}`);
       throw holderError(err, peerURL);
     } finally {
       clearTimeout(timer);
@@ -146,14 +146,17 @@ export class ReplicaLinks {
     const user = head.headers[USER_HEADER];
     if (head.kind !== 'serve' || typeof user !== 'string') return s.reset('REFUSED', 'not a forwarded serve stream');
     const { [USER_HEADER]: _user, ...headers } = head.headers;
-    const abort = new AbortController();
-    s.once('close', () => abort.abort(new Error('the forwarding replica went away')));
+    // Cancelled only when the forwarding side reset the stream; a stream that completed has nothing left to cancel.
+    const cancel = new CancelSignal();
+    s.once('close', () => s.error && cancel.abort(new Error(`the forwarding replica went away: ${s.error.reason}`)));
     let res: TunnelResponse;
     try {
+      const body = head.hasBody ? await requestBodyOf(s, headers) : undefined;
+      if (s.closed) return;
       // Only this replica's own agents: a sibling never forwards further, so a stale registry cannot loop.
       res = await this.hub.dispatch(user, {
         service: head.service, upstreamURL: head.upstreamURL ?? '', method: head.method, path: head.path, headers,
-        body: head.hasBody ? s.readable : undefined, signal: abort.signal,
+        body, signal: cancel,
       });
     } catch (err) {
       const e = err instanceof OcteliumError ? err : new OcteliumError('UPSTREAM_FAILED', (err as Error).message);

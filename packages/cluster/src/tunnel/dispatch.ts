@@ -51,7 +51,7 @@ export async function sendToAgent(conn: AgentConnection, service: string, target
     stream.once('close', () => signal.removeEventListener('abort', onAbort));
   }
   if (typeof req.body === 'string' || req.body instanceof Uint8Array) {
-    stream.writable.end(Buffer.from(req.body));
+    stream.writable.end(Buffer.isBuffer(req.body) ? req.body : Buffer.from(req.body));
   } else if (req.body) {
     pump(req.body as Readable, stream.writable, (err) => {
       if (err && !stream.closed) stream.reset('CANCEL', `request body failed: ${err.message}`);

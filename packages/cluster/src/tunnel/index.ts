@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 import { Agent as UndiciAgent } from 'undici';
 import { WebSocketServer } from 'ws';
-import { DEFAULT_TOTAL_BUFFER_BYTES, MAX_FRAME_BYTES, OcteliumError, TunnelBudget, type Resource } from '@octelium-ts/shared';
+import { DEFAULT_TOTAL_BUFFER_BYTES, MAX_FRAME_BYTES, OcteliumError, TunnelBudget, type AbortSignalLike, type Resource } from '@octelium-ts/shared';
 import type { Principal } from '../auth/principal.js';
 import { resolveTunnelTarget, sendToAgent } from './dispatch.js';
 import { acceptAgent, reauthenticateAgents, type HandshakeDeps, type HubLog } from './handshake.js';
@@ -66,7 +66,8 @@ export interface TunnelRequest {
   headers: Record<string, string | string[]>;
   /** A stream is forwarded as it arrives; a Buffer/string is a body the gateway already buffered. */
   body?: Readable | NodeJS.ReadableStream | Uint8Array | string;
-  signal?: AbortSignal;
+  /** The gateway's AbortSignal, or a CancelSignal (a forwarded stream on the holding replica). */
+  signal?: AbortSignalLike;
 }
 
 export interface TunnelResponse { statusCode: number; headers: Record<string, string | string[]>; body: Readable }

@@ -1,4 +1,4 @@
-import { canonicalServiceName } from '@octelium-ts/shared';
+import { canonicalServiceName, type AbortSignalLike } from '@octelium-ts/shared';
 import type { AgentConnection } from './agent-conn.js';
 
 /**
@@ -73,7 +73,7 @@ export class AgentRegistry {
   }
 
   /** Resolves when an agent completes its handshake, after `ms`, or when `signal` aborts — whichever is first. */
-  waitForAgent(ms: number, signal?: AbortSignal): Promise<void> {
+  waitForAgent(ms: number, signal?: AbortSignalLike): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(t);

@@ -1,6 +1,6 @@
-import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { CancelSignal } from './cancel.js';
 import type { HeaderMap } from './frames.js';
 import { pump } from './pump.js';
 import type { TunnelStream } from './stream.js';
@@ -124,12 +124,12 @@ export async function forwardStreamAsHTTP(
 ): Promise<void> {
   const head = stream.requestHead;
   if (!head.hasBody) stream.readable.resume();
-  const cancel = new RequestCancel();
+  const cancel = new CancelSignal();
   stream.once('close', () => {
     if (stream.error && !stream.writable.writableFinished) cancel.abort(stream.error);
   });
   try {
-    const body = head.hasBody ? await requestBody(stream, headers) : undefined;
+    const body = head.hasBody ? await requestBodyOf(stream, headers) : undefined;
     if (stream.closed) return; // reset while its body arrived
     // dispatcher.request, not undici's request(url): that one parses the URL and so normalizes the path.
     const res = await dispatcher.request({
@@ -138,7 +138,7 @@ export async function forwardStreamAsHTTP(
       method: head.method as Dispatcher.HttpMethod,
       headers,
       body,
-      signal: cancel,
+      signal: cancel as unknown as AbortSignal, // undici takes any signal with addEventListener (see CancelSignal)
     });
     if (stream.closed) {
       res.body.destroy();
@@ -155,17 +155,18 @@ export async function forwardStreamAsHTTP(
   }
 }
 
-/** Bodies up to this declared length are read whole before the request goes upstream (see requestBody). */
+/** Bodies up to this declared length are read whole before the request goes on (see requestBodyOf). */
 const WHOLE_BODY_MAX = 64 * 1024;
 
 /**
- * The request body to send upstream. One whose declared length is small is read whole first: undici writes a Buffer
- * together with the request head, where a streamed body costs it a writer, listeners and a write per chunk. Its DATA
- * frames arrive in the same socket read as the head, so waiting for them adds no latency; a body longer than it said
- * stops being read, and undici refuses the mismatch as it would have while streaming. Anything else (no length, a
- * large one) streams as before, chunk by chunk.
+ * The request body of an accepted stream, to send on (upstream, or down the agent's tunnel). One whose declared length
+ * is small is read whole first: undici writes a Buffer together with the request head, and a tunnel stream sends it as
+ * one DATA and END, where a streamed body costs a writer, listeners and a write per chunk. Its DATA frames arrive in
+ * the same socket read as the head, so waiting for them adds no latency; a body longer than it said stops being read,
+ * and the receiver refuses the mismatch as it would have while streaming. Anything else (no length, a large one)
+ * streams as before, chunk by chunk. Resolves undefined when the stream closed first.
  */
-function requestBody(stream: TunnelStream, headers: HeaderMap): Readable | Promise<Buffer | undefined> {
+export function requestBodyOf(stream: TunnelStream, headers: HeaderMap): Readable | Promise<Buffer | undefined> {
   const declared = headers['content-length'];
   const length = typeof declared === 'string' && /^\d{1,6}$/.test(declared) ? Number(declared) : -1;
   if (length < 0 || length > WHOLE_BODY_MAX) return stream.readable;
@@ -193,21 +194,4 @@ function requestBody(stream: TunnelStream, headers: HeaderMap): Readable | Promi
     readable.on('end', onEnd);
     readable.on('close', onClose);
   });
-}
-
-/**
- * The cancel signal of one upstream request. undici takes an EventEmitter with `aborted`/`reason` as a request's
- * signal; this one costs an object, where an AbortController costs an EventTarget per request (a measurable share of
- * the agent's CPU at thousands of requests per second).
- */
-class RequestCancel extends EventEmitter {
-  aborted = false;
-  reason?: Error;
-
-  abort(reason: Error): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.reason = reason;
-    this.emit('abort');
-  }
 }

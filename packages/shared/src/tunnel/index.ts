@@ -10,4 +10,5 @@ export * from './stream-heads.js';
 export * from './mux.js';
 export * from './http.js';
 export * from './pump.js';
+export * from './cancel.js';
 export * from './published-path.js';
