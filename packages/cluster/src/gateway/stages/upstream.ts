@@ -3,6 +3,7 @@ import { OcteliumError, type Upstream } from '@octelium-ts/shared';
 import type { GatewayContext } from '../context.js';
 import type { GatewayDeps } from '../deps.js';
 import { sendUpstreamResponse, type UpstreamResponse } from '../proxy.js';
+import { requestUpstream } from '../upstream-http.js';
 import { cappedRequestBody, streamedBodyCap } from '../request-limits.js';
 import { DEFAULT_CONFIG } from '../../containers/workload.js';
 import type { Lease } from '../../containers/endpoints.js';
@@ -24,6 +25,17 @@ function upstreamError(err: unknown, timeoutMs: number): OcteliumError {
     return new OcteliumError('UPSTREAM_TIMEOUT', `upstream did not answer within ${timeoutMs} ms`);
   }
   return new OcteliumError('UPSTREAM_FAILED', `upstream request failed: ${(err as Error).message || code}`);
+}
+
+/** Parsed upstream URLs: a Service's URL is parsed once, not on every request (bounded: URLs come from config). */
+const parsedURLs = new Map<string, URL>();
+function upstreamURL(url: string): URL {
+  let u = parsedURLs.get(url);
+  if (!u) {
+    if (parsedURLs.size >= 1024) parsedURLs.clear();
+    parsedURLs.set(url, (u = new URL(url)));
+  }
+  return u;
 }
 
 /** Joins the upstream URL's own path prefix with the request path. */
@@ -67,13 +79,13 @@ export function upstreamStage(deps: GatewayDeps) {
           headers: ctx.upstreamHeaders, body: body as never, signal: ctx.abort.signal,
         });
       } else {
-        const base = new URL(ep.url!);
-        const r = await agent.request({
+        const base = upstreamURL(ep.url!);
+        const exchange = requestUpstream(agent, {
           origin: base.origin, path: joinPath(base, ctx.upstreamPath), method: method as 'GET',
-          headers: ctx.upstreamHeaders, body: body as never, signal: ctx.abort.signal,
-          headersTimeout: timeoutMs, bodyTimeout: 0,
-        });
-        response = { statusCode: r.statusCode, headers: r.headers, body: r.body };
+          headers: ctx.upstreamHeaders, body: body as never, headersTimeout: timeoutMs, bodyTimeout: 0,
+        }, ctx.abort.signal);
+        ctx.cleanups.push(exchange.dispose);
+        const r = (response = await exchange.response);
         // A stateful MCP server keeps its sessions in one replica: later requests of the session go back to it.
         const sid = r.headers['mcp-session-id'];
         if (lease && typeof sid === 'string') deps.containers!.bindSession(sid, lease.endpoint.id);

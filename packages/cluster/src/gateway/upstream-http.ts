@@ -1,0 +1,156 @@
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { UpstreamResponse } from './proxy.js';
+
+/** Bytes a response may queue before anyone reads it (the head is being handled): past this, undici is paused. */
+const QUEUE_HIGH_WATER = 64 * 1024;
+
+type Sink = (chunk: Buffer) => boolean;
+interface PendingHead { resolve: (r: UpstreamResponse) => void; reject: (err: Error) => void }
+
+/**
+ * One request to a direct HTTP upstream on undici's dispatch API instead of `request()`. The response body goes
+ * from undici's parser to the client's socket chunk by chunk, with backpressure through the dispatch controller
+ * (`pause` when the client's socket is full, `resume` on its `drain`), and with no stream, async iterator or
+ * AbortSignal listener per request in between — what `request()` + `for await` cost on every proxied request
+ * (docs/performance.md). When something must read the body as a stream (response plugins buffer it, MCP rewrites
+ * SSE events) a Readable is made for that response only.
+ *
+ * Chunks that arrive before the gateway has handled the head (undici parses the head and the first data in one
+ * go) wait in a small queue.
+ */
+class DirectResponse implements Dispatcher.DispatchHandler {
+  #controller?: Dispatcher.DispatchController;
+  #abortReason?: Error;
+  #head: PendingHead | undefined;
+  #queue: Buffer[] = [];
+  #queued = 0;
+  #sink?: Sink;
+  #ended = false;
+  #error?: Error;
+  /** Settles the consumer (pipeTo or the Readable) once the body ended or failed. */
+  #settle?: (err?: Error) => void;
+  #readable?: Readable;
+
+  constructor(head: PendingHead) {
+    this.#head = head;
+  }
+
+  /** Aborts the upstream request (client gone, or the response is no longer wanted). */
+  abort(reason: Error): void {
+    if (this.#ended || this.#error) return;
+    if (this.#controller) this.#controller.abort(reason);
+    else this.#abortReason = reason;
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#abortReason) controller.abort(this.#abortReason);
+  }
+
+  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    const head = this.#head;
+    this.#head = undefined;
+    const self = this;
+    const response: UpstreamResponse & { pipeTo(res: ServerResponse, count: (bytes: number) => void): Promise<void> } = {
+      statusCode,
+      headers,
+      get body() {
+        return self.#stream();
+      },
+      pipeTo: (res, count) => this.#pipeTo(res, count),
+    };
+    head?.resolve(response);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#sink) {
+      if (!this.#sink(chunk)) controller.pause();
+      return;
+    }
+    this.#queue.push(chunk);
+    this.#queued += chunk.length;
+    if (this.#queued > QUEUE_HIGH_WATER) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    this.#ended = true;
+    this.#settle?.();
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    if (this.#head) {
+      this.#head.reject(err);
+      this.#head = undefined;
+      return;
+    }
+    this.#error = err;
+    this.#settle?.(err);
+  }
+
+  /** Hands the queued chunks and every later one to `sink`; true when the sink took them all without pushing back. */
+  #attach(sink: Sink): boolean {
+    this.#sink = sink;
+    let ok = true;
+    for (const chunk of this.#queue) ok = sink(chunk) && ok;
+    this.#queue = [];
+    this.#queued = 0;
+    return ok;
+  }
+
+  /** Writes the body to the client; resolves when the upstream ended it, rejects when it was cut or aborted. */
+  #pipeTo(res: ServerResponse, count: (bytes: number) => void): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const onDrain = () => this.#controller?.resume();
+      res.on('drain', onDrain);
+      this.#settle = (err) => {
+        res.off('drain', onDrain);
+        if (err) reject(err);
+        else resolve();
+      };
+      const ok = this.#attach((chunk) => {
+        count(chunk.length);
+        return res.write(chunk);
+      });
+      if (this.#error) return this.#settle(this.#error);
+      if (this.#ended) return this.#settle();
+      if (ok) this.#controller?.resume();
+    });
+  }
+
+  /** The body as a Readable, for consumers that read a stream (response plugins, SSE transforms). */
+  #stream(): Readable {
+    if (this.#readable) return this.#readable;
+    const readable = new Readable({
+      read: () => this.#controller?.resume(),
+      // The reader stopped early (its consumer threw or returned): the rest of the upstream response is not wanted.
+      destroy: (err, cb) => {
+        this.abort(err ?? new Error('upstream response no longer read'));
+        cb(err);
+      },
+    });
+    this.#readable = readable;
+    this.#settle = (err) => (err ? readable.destroy(err) : readable.push(null));
+    this.#attach((chunk) => readable.push(chunk));
+    if (this.#error) this.#settle(this.#error);
+    else if (this.#ended) this.#settle();
+    return readable;
+  }
+}
+
+/**
+ * Sends one request and resolves with the response head once it arrives (rejects on failure before it); `signal`
+ * aborts the exchange at any point. `dispose` is for the end of the request: it aborts a body nobody consumed.
+ */
+export function requestUpstream(agent: Dispatcher, opts: Dispatcher.DispatchOptions, signal: AbortSignal): { response: Promise<UpstreamResponse>; dispose: () => void } {
+  let handler!: DirectResponse;
+  const response = new Promise<UpstreamResponse>((resolve, reject) => {
+    handler = new DirectResponse({ resolve, reject });
+  });
+  const onAbort = () => handler.abort(signal.reason instanceof Error ? signal.reason : new Error('client went away'));
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  agent.dispatch(opts, handler);
+  return { response, dispose: () => handler.abort(new Error('upstream response not consumed')) };
+}
