@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  DEFAULT_MAX_STREAMS, FrameType, TunnelBudget, TunnelMux, TunnelStreamError, createLinkedTransportPair, encodeFrame, encodeJSONFrame,
+  DEFAULT_MAX_STREAMS, FrameType, MAX_GROWN_WINDOW, TunnelBudget, TunnelMux, TunnelStreamError, createLinkedTransportPair, encodeFrame, encodeJSONFrame,
   type ControlMessage, type LinkedPairOptions, type RequestHead, type TunnelStream,
 } from '../src/tunnel/index.js';
 
@@ -145,6 +145,27 @@ test('a paused reader stalls only its own stream; its writer is backpressured an
   const got = await reading;
   assert.equal(got.length, total);
   assert.ok(got.equals(slowData), 'slow stream data intact');
+});
+
+test('a reader that keeps up with a bulk body earns a larger window; a stalled one never does', async () => {
+  const { client, server } = pair();
+  const accepted = new Map<string, TunnelStream>();
+  server.onstream = (s) => {
+    accepted.set(s.requestHead.path, s);
+    if (s.requestHead.path === '/fast') s.readable.resume();
+  };
+  const fast = client.openStream(head('/fast'));
+  const slow = client.openStream(head('/slow'));
+  slow.writable.write(pattern(4 * WINDOW, 1));
+  await pipeline(Readable.from([pattern(4 * 1024 * 1024, 2)]), fast.writable);
+  await once(accepted.get('/fast')!.readable, 'end');
+  const grown = accepted.get('/fast')!.receiveWindow;
+  assert.ok(grown > WINDOW && grown <= MAX_GROWN_WINDOW, `the fast reader's window is ${grown}`);
+  await settle(50);
+  const stalled = accepted.get('/slow')!;
+  assert.equal(stalled.receiveWindow, WINDOW);
+  assert.ok(stalled.bytesIn <= WINDOW, `the stalled reader received ${stalled.bytesIn} bytes`);
+  slow.reset('CANCEL');
 });
 
 test('DATA waits while the transport is above its high-water mark', async () => {

@@ -7,6 +7,9 @@ import {
   type RequestHead, type ResetMessage, type ResponseHead,
 } from './frames.js';
 
+/** The largest window a stream's reader can earn by keeping up (see TunnelStream#returnCredit). */
+export const MAX_GROWN_WINDOW = 4 * 1024 * 1024;
+
 /** What a stream needs from its multiplexer (kept narrow so the two files stay independent). */
 export interface StreamHost {
   readonly streamWindow: number;
@@ -30,7 +33,8 @@ export interface StreamHost {
  *
  * Flow control: the peer may send at most `streamWindow` bytes of DATA that this side has not yet handed to
  * `readable`'s consumer; credit goes back in WINDOW frames as the consumer reads. So a stream whose reader stalls
- * stops its own sender without touching the others, and each stream buffers at most window + highWaterMark.
+ * stops its own sender without touching the others, and each stream buffers at most window + highWaterMark. A stream
+ * whose reader keeps up with a bulk body gets a larger window, up to MAX_GROWN_WINDOW (see #returnCredit).
  *
  * A stream is complete when both directions ended (END sent, and END consumed or the body abandoned). Calling
  * `reset()`, destroying either side with an error, or destroying `writable` before it finished sends RESET; a RESET from
@@ -68,6 +72,10 @@ export class TunnelStream extends EventEmitter {
   #pending?: { buf: Buffer; cb: (err?: Error | null) => void };
   // receive side
   #recvAllowance: number;
+  /** The window this side grants: streamWindow at first, grown for a reader that keeps up (see #returnCredit). */
+  #recvWindow: number;
+  /** Bytes handed to the reader since the window last grew. */
+  #readSinceGrowth = 0;
   #unacked = 0;
   #queue: Buffer[] = [];
   #queuedBytes = 0;
@@ -92,6 +100,7 @@ export class TunnelStream extends EventEmitter {
     this.requestHead = head;
     this.#sendWindow = host.streamWindow;
     this.#recvAllowance = host.streamWindow;
+    this.#recvWindow = host.streamWindow;
     if (headBytes > 0 && host.budget.tryCharge(headBytes)) this.#charged += headBytes;
     this.readable = new Readable({
       highWaterMark: 64 * 1024,
@@ -286,6 +295,7 @@ export class TunnelStream extends EventEmitter {
       const b = this.#queue.shift()!;
       this.#queuedBytes -= b.length;
       this.#unacked += b.length;
+      this.#readSinceGrowth += b.length;
       this.#pushedBytes += b.length;
       this.#wantRead = this.readable.push(b);
     }
@@ -296,11 +306,28 @@ export class TunnelStream extends EventEmitter {
     this.#returnCredit();
   }
 
-  /** Returns credit in batches (a quarter window) to keep WINDOW frames rare; never after END (nothing more comes). */
+  /**
+   * Returns credit in batches (a quarter window) to keep WINDOW frames rare; never after END (nothing more comes).
+   *
+   * The window grows (doubles, up to MAX_GROWN_WINDOW) once a whole window was read while the reader kept asking for
+   * more: a bulk body whose reader is faster than the round trip of a WINDOW frame. With the fixed 256 KiB a 10 MB
+   * response waited for credit on every hop of a busy machine (docs/performance.md, "Tunnel, session 3"). Growth is
+   * granted as extra credit, which every peer of protocol v1 accepts, and only while the budget has room for it; what
+   * is received is still charged byte by byte, so the budgets bound a grown stream as before.
+   */
   #returnCredit(): void {
-    if (this.#closed || this.#remoteEnded || this.#unacked < this.#host.streamWindow / 4) return;
-    this.#recvAllowance += this.#unacked;
-    this.#host.sendControl(encodeWindowFrame(this.id, this.#unacked));
+    if (this.#closed || this.#remoteEnded || this.#unacked < this.#recvWindow / 4) return;
+    let grant = this.#unacked;
+    if (this.#readSinceGrowth >= this.#recvWindow && this.#wantRead && this.#recvWindow < MAX_GROWN_WINDOW) {
+      const extra = Math.min(this.#recvWindow, MAX_GROWN_WINDOW - this.#recvWindow);
+      if (this.#host.budget.hasRoom(extra)) {
+        this.#recvWindow += extra;
+        grant += extra;
+      }
+      this.#readSinceGrowth = 0;
+    }
+    this.#recvAllowance += grant;
+    this.#host.sendControl(encodeWindowFrame(this.id, grant));
     this.#unacked = 0;
   }
 
@@ -319,6 +346,11 @@ export class TunnelStream extends EventEmitter {
     if (k <= 0) return;
     this.#charged -= k;
     this.#host.budget.release(k);
+  }
+
+  /** The window this side currently grants the peer (for tests and stats). */
+  get receiveWindow(): number {
+    return this.#recvWindow;
   }
 
   /** Bytes this stream holds against the budget (for tests and stats). */
