@@ -16,6 +16,7 @@
  * Flags: --quick (1 s points, 1 repeat, 1 000 streams, apply 1 000 only: a smoke run of ~2 min)
  *        --duration S (per point, default 3)  --repeats N (default 3)  --conc 1,50,200  --modes json,sse
  *        --only http,streams,control  --streams N (default 10000)  --no-haproxy  --no-install  --sdk  --profile
+ *        --compiled (the streams phase runs the built cluster, dist/, instead of its sources under tsx)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -202,9 +203,9 @@ async function main(): Promise<void> {
   });
 
   await phase(r, 'streams', async () => {
-    r.streams = [await runStreams({ target: opts.streams, tunnel: false, probes: quick ? 20 : 100 })];
+    r.streams = [await runStreams({ target: opts.streams, tunnel: false, probes: quick ? 20 : 100, compiled: hasFlag('compiled') })];
     r.streams.push(await runFloorStreams({ target: opts.streams, probes: quick ? 20 : 100 }));
-    const t = await runStreams({ target: opts.streams, tunnel: true, probes: quick ? 20 : 100 });
+    const t = await runStreams({ target: opts.streams, tunnel: true, probes: quick ? 20 : 100, compiled: hasFlag('compiled') });
     r.streams.push(t);
     if ('pending' in t) r.skipped['streams via tunnel'] = t.pending;
   });

@@ -60,10 +60,12 @@ async function nofileOf(pid: number): Promise<number> {
   return !m || m[1] === 'unlimited' ? Infinity : Number(m[1]);
 }
 
-export async function runStreams(o: { target: number; tunnel: boolean; probes: number; origins?: number }): Promise<StreamsResult | { pending: string }> {
+/** `compiled`: the cluster runs from dist/ with plain node (what ships) rather than from its sources under tsx. */
+export async function runStreams(o: { target: number; tunnel: boolean; probes: number; origins?: number; compiled?: boolean }): Promise<StreamsResult | { pending: string }> {
   const origins = o.origins ?? 50;
   const upstream = await startUpstream(['--ports', String(origins)]);
-  const cluster = await spawnClusterProc({ nofile: 1 << 20 });
+  // All streams are one user's: lift the per-user in-flight cap (default 512, a held stream counts) above the target.
+  const cluster = await spawnClusterProc({ compiled: o.compiled, nofile: 1 << 20, args: ['--max-inflight-per-user', String(o.target + 1000)] });
   const client = startChild('stream-client', join(REPO_ROOT, 'bench/lib/stream-client.ts'), [], { ipc: true, nofile: 1 << 20 });
   let agent: Child | undefined;
   try {

@@ -17,8 +17,21 @@ export type ResponseHook = (r: BufferedResponse) => Promise<void>;
 export interface ResponseTransform {
   /** Sees, and may edit, the upstream status and headers before they are written. */
   head?(status: number, headers: Record<string, string | string[]>): void;
-  /** SSE responses only: maps the body stream; must yield each complete event as soon as it has it. */
-  sse?(body: AsyncIterable<Buffer>): AsyncIterable<Buffer>;
+  /** SSE responses only: a map of the body, made when the body starts; see BodyMap. */
+  sse?(): BodyMap;
+}
+
+/**
+ * Maps a streamed response body chunk by chunk, synchronously (gateway/stream-body.ts drives it from the body's
+ * events). A held SSE stream keeps only this object and its few listeners alive, not a chain of async iterators.
+ */
+export interface BodyMap {
+  /** What to send on for one upstream chunk: every complete unit (SSE event) at once, never held for a later one. */
+  map(chunk: Buffer): Buffer[];
+  /** What is left when the upstream body ends. */
+  end(): Buffer[];
+  /** Sent on after the upstream stayed silent for `ms` (an SSE comment), and again every `ms` while it does. */
+  idle?: { ms: number; chunk: Buffer };
 }
 
 export interface Decision { allowed: boolean; reason: { type: string; details?: Record<string, unknown> } }
@@ -94,7 +107,11 @@ export interface GatewayContext {
 export class RequestContext implements GatewayContext {
   readonly startedAt = new Date();
   readonly startedAtMs = performance.now();
-  readonly requestId = randomUUID();
+  /**
+   * randomUUID() concatenates its result from 20 pieces: a tree of string nodes (~480 B) kept as long as the request,
+   * hours for a held SSE stream. toLowerCase() makes it one flat 58-byte string (the UUID is lowercase already).
+   */
+  readonly requestId = randomUUID().toLowerCase();
   readonly requestBody: RequestBody;
   upstreamPath: string;
   serviceName: string;

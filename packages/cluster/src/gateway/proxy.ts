@@ -1,8 +1,8 @@
-import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { OcteliumError } from '@octelium-ts/shared';
 import type { BufferedResponse, GatewayContext } from './context.js';
 import { downstreamResponseHeaders } from './headers.js';
+import { streamBody } from './stream-body.js';
 
 /** What an upstream (direct HTTP or the connect tunnel) answers. */
 export interface UpstreamResponse { statusCode: number; headers: Record<string, string | string[] | undefined>; body: Readable }
@@ -69,14 +69,9 @@ export async function sendUpstreamResponse(ctx: GatewayContext, up: UpstreamResp
   ctx.responded = true;
   res.writeHead(up.statusCode, headers);
   if (isSSE) res.flushHeaders();
-  let body: AsyncIterable<Buffer> = up.body;
-  if (isSSE) for (const t of ctx.responseTransforms ?? []) if (t.sse) body = t.sse(body);
+  const maps = isSSE ? (ctx.responseTransforms ?? []).flatMap((t) => (t.sse ? [t.sse()] : [])) : [];
   try {
-    for await (const chunk of body) {
-      ctx.responseBytes += (chunk as Buffer).length;
-      // Wait for the client to drain; a client that goes away aborts ctx.abort, which ends the wait (no listener piles up).
-      if (!res.write(chunk)) await once(res, 'drain', { signal: ctx.abort.signal });
-    }
+    await streamBody(ctx, up.body, maps);
   } catch (err) {
     // The client went away (499), or a response plugin failed: not the upstream's doing.
     if (ctx.abort.signal.aborted || err instanceof OcteliumError) throw err;

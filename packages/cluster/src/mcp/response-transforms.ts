@@ -5,7 +5,7 @@ import { rewriteMessages } from './list-filter.js';
 import type { Era } from './protocol.js';
 import type { ListMethod } from './sessions.js';
 import type { McpSettings } from './settings.js';
-import { mapSseEvents, withData } from './sse.js';
+import { SseEventSplitter, withData } from './sse.js';
 import { corsOf, type McpStageDeps } from './stage-deps.js';
 import type { Visibility } from './visibility.js';
 
@@ -61,7 +61,7 @@ export function registerTransforms(d: McpStageDeps, ctx: GatewayContext, setting
     }
     : undefined;
   if (rewrite || settings.keepAliveMs > 0) {
-    transform.sse = (body) => mapSseEvents(body, rewrite && ((ev) => (ev.data ? rewrite(ev.data, ev.raw) : undefined)), settings.keepAliveMs);
+    transform.sse = () => new SseEventSplitter(rewrite && ((ev) => (ev.data ? rewrite(ev.data, ev.raw) : undefined)), settings.keepAliveMs);
   }
   (ctx.responseTransforms ??= []).push(transform);
   // JSON list responses are small: buffer them (only them) so the list can be rewritten and re-measured.

@@ -1,4 +1,5 @@
 import { StringDecoder } from 'node:string_decoder';
+import type { BodyMap } from '../gateway/context.js';
 
 /** One SSE event as received: its raw text (terminator included) and its joined `data`. */
 export interface SseEvent {
@@ -32,32 +33,59 @@ export function withData(raw: string, data: string): string {
 }
 
 /**
- * Maps an upstream SSE body event by event: each complete event is handed to `rewrite` and sent on at once
- * (never held back for a later one); a partial event waits only for its own end. When the upstream stays
- * silent for `keepAliveMs`, a comment line is sent — legal anywhere between events, ignored by every parser,
- * and it carries no `id:`, so Last-Event-ID resumption is unaffected.
+ * Splits an SSE body into events, synchronously: each complete event is handed to `rewrite` and returned at once
+ * (never held back for a later one); a partial event waits only for its own end. The decoder is made with the
+ * first chunk, so a stream that never sends costs nothing but this object.
+ */
+export class SseEventSplitter implements BodyMap {
+  #decoder: StringDecoder | undefined;
+  #buffer = '';
+
+  constructor(private readonly rewrite?: EventRewriter, keepAliveMs = 0) {
+    // When the upstream stays silent for `keepAliveMs`, a comment line is sent: legal anywhere between events,
+    // ignored by every parser, and it carries no `id:`, so Last-Event-ID resumption is unaffected.
+    if (keepAliveMs > 0) this.idle = { ms: keepAliveMs, chunk: KEEPALIVE };
+  }
+
+  readonly idle?: { ms: number; chunk: Buffer };
+
+  map(chunk: Buffer): Buffer[] {
+    this.#buffer += (this.#decoder ??= new StringDecoder('utf8')).write(chunk);
+    return this.#events(false);
+  }
+
+  end(): Buffer[] {
+    if (this.#decoder) this.#buffer += this.#decoder.end();
+    return this.#events(true);
+  }
+
+  #events(final: boolean): Buffer[] {
+    const out: Buffer[] = [];
+    let m: RegExpExecArray | null;
+    while ((m = EVENT_END.exec(this.#buffer))) {
+      // A trailing "\r" may be the first half of "\r\n": wait for the next chunk to be sure.
+      if (!final && m.index + m[0].length === this.#buffer.length && this.#buffer.endsWith('\r')) break;
+      const raw = this.#buffer.slice(0, m.index + m[0].length);
+      this.#buffer = this.#buffer.slice(raw.length);
+      out.push(Buffer.from(this.rewrite?.({ raw, data: dataOf(raw) }) ?? raw));
+    }
+    if (final && this.#buffer) {
+      out.push(Buffer.from(this.#buffer));
+      this.#buffer = '';
+    }
+    return out;
+  }
+}
+
+/**
+ * The same splitting over an async body, for a reader that consumes events in a loop (a federation member's SSE
+ * answer), with the same keep-alive comments while the body is idle.
  */
 export async function* mapSseEvents(body: AsyncIterable<Buffer>, rewrite: EventRewriter | undefined, keepAliveMs: number): AsyncGenerator<Buffer> {
   const it = body[Symbol.asyncIterator]();
-  const decoder = new StringDecoder('utf8');
-  let buffer = '';
+  const splitter = new SseEventSplitter(rewrite);
   let next: Promise<IteratorResult<Buffer>> | undefined;
   let timer: NodeJS.Timeout | undefined;
-  const flush = function* (final: boolean): Generator<Buffer> {
-    let m: RegExpExecArray | null;
-    while ((m = EVENT_END.exec(buffer))) {
-      // A trailing "\r" may be the first half of "\r\n": wait for the next chunk to be sure.
-      if (!final && m.index + m[0].length === buffer.length && buffer.endsWith('\r')) break;
-      const raw = buffer.slice(0, m.index + m[0].length);
-      buffer = buffer.slice(raw.length);
-      const out = rewrite?.({ raw, data: dataOf(raw) });
-      yield Buffer.from(out ?? raw);
-    }
-    if (final && buffer) {
-      yield Buffer.from(buffer);
-      buffer = '';
-    }
-  };
   try {
     for (;;) {
       next ??= it.next();
@@ -75,11 +103,9 @@ export async function* mapSseEvents(body: AsyncIterable<Buffer>, rewrite: EventR
       }
       next = undefined;
       if (r.done) break;
-      buffer += decoder.write(r.value);
-      yield* flush(false);
+      yield* splitter.map(r.value);
     }
-    buffer += decoder.end();
-    yield* flush(true);
+    yield* splitter.end();
   } finally {
     clearTimeout(timer);
     if (next) {

@@ -1,0 +1,79 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { PassThrough } from 'node:stream';
+import type { GatewayContext } from '../src/gateway/context.js';
+import { streamBody } from '../src/gateway/stream-body.js';
+import { SseEventSplitter } from '../src/mcp/sse.js';
+
+/** A client response that takes `room` writes before it pushes back, then drains on demand. */
+class FakeRes extends EventEmitter {
+  chunks: string[] = [];
+  writableFinished = false;
+  writableNeedDrain = false;
+  constructor(public room = Infinity) {
+    super();
+  }
+  write(c: Buffer): boolean {
+    this.chunks.push(c.toString());
+    this.writableNeedDrain = this.chunks.length >= this.room;
+    return !this.writableNeedDrain;
+  }
+  drain(): void {
+    this.room = Infinity;
+    this.writableNeedDrain = false;
+    this.emit('drain');
+  }
+}
+
+const ctxOf = (res: FakeRes) => ({ res, responseBytes: 0 }) as unknown as GatewayContext & { res: FakeRes };
+
+test('streams chunks as they come, pauses the body while the client is full, counts bytes', async () => {
+  const res = new FakeRes(1);
+  const ctx = ctxOf(res);
+  const body = new PassThrough();
+  const done = streamBody(ctx, body, []);
+  body.write('a');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(body.isPaused(), true, 'paused after the client pushed back');
+  body.write('b');
+  res.drain();
+  body.end('c');
+  await done;
+  assert.deepEqual(res.chunks.join(''), 'abc');
+  assert.equal(ctx.responseBytes, 3);
+  assert.equal(res.listenerCount('drain') + res.listenerCount('close'), 0, 'no listener left behind');
+});
+
+test('SSE: complete events only, keep-alives while idle, the rest at the end', async () => {
+  const res = new FakeRes();
+  const body = new PassThrough();
+  const done = streamBody(ctxOf(res), body, [new SseEventSplitter(undefined, 40)]);
+  body.write('data: 1\n\ndata: par');
+  await new Promise((r) => setTimeout(r, 130));
+  body.end('tial\n\n');
+  await done;
+  assert.equal(res.chunks[0], 'data: 1\n\n');
+  assert.equal(res.chunks.at(-1), 'data: partial\n\n');
+  const pings = res.chunks.slice(1, -1);
+  assert.ok(pings.length >= 2 && pings.every((p) => p === ': keep-alive\n\n'), JSON.stringify(res.chunks));
+});
+
+test('the client going away destroys the body and rejects; a body cut by the upstream rejects with its error', async () => {
+  const res = new FakeRes();
+  const body = new PassThrough();
+  const gone = streamBody(ctxOf(res), body, []);
+  res.emit('close');
+  await assert.rejects(gone, /client closed/);
+  assert.equal(body.destroyed, true);
+
+  const cut = new PassThrough();
+  const failed = streamBody(ctxOf(new FakeRes()), cut, []);
+  cut.destroy(new Error('socket hang up'));
+  await assert.rejects(failed, /socket hang up/);
+
+  const closed = new PassThrough();
+  const premature = streamBody(ctxOf(new FakeRes()), closed, []);
+  closed.destroy();
+  await assert.rejects(premature, (e: { code?: string }) => e.code === 'ERR_STREAM_PREMATURE_CLOSE');
+});
