@@ -15,37 +15,30 @@ export function pump(from: Readable, to: Writable, done: (err?: Error) => void):
   const settle = (err?: Error): void => {
     if (settled) return;
     settled = true;
-    from.off('data', onData);
-    from.off('end', onEnd);
-    from.off('error', onFromError);
-    from.off('close', onFromClose);
-    to.off('drain', onDrain);
-    to.off('finish', onFinish);
-    to.off('close', onToClose);
-    to.off('error', onToError);
+    for (const [emitter, event, listener] of listeners) emitter.off(event, listener);
     done(err);
   };
-  const onData = (chunk: Buffer): void => {
-    if (!to.write(chunk)) from.pause();
-  };
-  const onDrain = (): void => {
-    from.resume();
-  };
-  const onEnd = (): void => {
-    to.end();
-  };
-  const onFinish = (): void => settle();
-  const onFromError = (err: Error): void => settle(err);
-  const onFromClose = (): void => {
-    if (!from.readableEnded) settle(prematureClose('the body ended before it was complete'));
-  };
-  // Reported by 'close' (with `to.errored`); listened to so that it is never an unhandled 'error'.
-  const onToError = (): void => {};
   const onToClose = (): void => {
     if (to.writableFinished) return;
     if (!from.destroyed) from.destroy();
     settle(to.errored ?? prematureClose('the receiving side closed'));
   };
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const listeners: Array<[Readable | Writable, string, (...args: any[]) => void]> = [
+    [from, 'data', (chunk: Buffer) => {
+      if (!to.write(chunk)) from.pause();
+    }],
+    [from, 'end', () => to.end()],
+    [from, 'error', (err: Error) => settle(err)],
+    [from, 'close', () => {
+      if (!from.readableEnded) settle(prematureClose('the body ended before it was complete'));
+    }],
+    [to, 'drain', () => from.resume()],
+    [to, 'finish', () => settle()],
+    [to, 'close', onToClose],
+    // Reported by 'close' (with `to.errored`); listened to so that it is never an unhandled 'error'.
+    [to, 'error', () => {}],
+  ];
   if (to.destroyed) {
     onToClose();
     return;
@@ -54,15 +47,8 @@ export function pump(from: Readable, to: Writable, done: (err?: Error) => void):
     settle(from.errored ?? prematureClose('the body ended before it was complete'));
     return;
   }
-  from.on('data', onData);
-  from.on('end', onEnd);
-  from.on('error', onFromError);
-  from.on('close', onFromClose);
-  to.on('drain', onDrain);
-  to.on('finish', onFinish);
-  to.on('close', onToClose);
-  to.on('error', onToError);
-  if (from.readableEnded) onEnd();
+  for (const [emitter, event, listener] of listeners) emitter.on(event, listener);
+  if (from.readableEnded) to.end();
 }
 
 function prematureClose(message: string): Error {
