@@ -98,7 +98,9 @@ async function measuredDownload(t: Target, bytes: number): Promise<Download> {
 
 async function runDownloads(targets: Target[], bytes: number, n: number): Promise<Record<string, Download[]>> {
   const out: Record<string, Download[]> = Object.fromEntries(targets.map((t) => [t.id, []]));
-  for (const t of targets) await measuredDownload(t, Math.min(bytes, 1024 * 1024)); // warm-up (connections, JIT)
+  // Warm-up (connections, JIT): two full-size downloads per path. One of 1 MB left the tunnel's two processes half
+  // compiled, and its first measured downloads ran at a third of its later ones (docs/performance.md, session 3).
+  for (const t of targets) for (let i = 0; i < 2; i++) await measuredDownload(t, bytes);
   for (let i = 0; i < n; i++) {
     for (const t of targets) {
       const d = await measuredDownload(t, bytes);
