@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { OcteliumError } from '@octelium-ts/shared';
 import type { BufferedResponse, GatewayContext } from './context.js';
@@ -5,7 +6,17 @@ import { downstreamResponseHeaders } from './headers.js';
 import { streamBody } from './stream-body.js';
 
 /** What an upstream (direct HTTP or the connect tunnel) answers. */
-export interface UpstreamResponse { statusCode: number; headers: Record<string, string | string[] | undefined>; body: Readable }
+export interface UpstreamResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** The body as a stream (a direct upstream makes it only when it is read: upstream-http.ts). */
+  body: Readable;
+  /**
+   * A direct upstream's body written straight to the client with backpressure, counting bytes: resolves when it
+   * ended, rejects when it was cut or aborted. Used when nothing maps the body on its way.
+   */
+  pipeTo?(res: ServerResponse, count: (bytes: number) => void): Promise<void>;
+}
 
 /** Cap for responses buffered for response plugins; bigger ones fail closed. */
 const MAX_BUFFERED_RESPONSE = 16 * 1024 * 1024;
@@ -71,7 +82,8 @@ export async function sendUpstreamResponse(ctx: GatewayContext, up: UpstreamResp
   if (isSSE) res.flushHeaders();
   const maps = isSSE ? (ctx.responseTransforms ?? []).flatMap((t) => (t.sse ? [t.sse()] : [])) : [];
   try {
-    await streamBody(ctx, up.body, maps);
+    if (up.pipeTo && maps.length === 0) await up.pipeTo(res, (n) => void (ctx.responseBytes += n));
+    else await streamBody(ctx, up.body, maps);
   } catch (err) {
     // The client went away (499), or a response plugin failed: not the upstream's doing.
     if (ctx.abort.signal.aborted || err instanceof OcteliumError) throw err;

@@ -53,7 +53,7 @@ class DirectResponse implements Dispatcher.DispatchHandler {
     const head = this.#head;
     this.#head = undefined;
     const self = this;
-    const response: UpstreamResponse & { pipeTo(res: ServerResponse, count: (bytes: number) => void): Promise<void> } = {
+    const response: UpstreamResponse = {
       statusCode,
       headers,
       get body() {
