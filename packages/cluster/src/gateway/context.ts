@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type { OcteliumError, Resource, ServiceConfig } from '@octelium-ts/shared';
+import { CancelController, type OcteliumError, type Resource, type ServiceConfig } from '@octelium-ts/shared';
 import type { Principal } from '../auth/principal.js';
 import type { RequestFacts } from './request-facts.js';
 import type { ServiceEntry } from './service-index.js';
@@ -97,7 +97,7 @@ export interface GatewayContext {
   responseBodyMap?: unknown;
   error?: OcteliumError;
   /** Aborted when the client goes away; aborts the upstream request. */
-  readonly abort: AbortController;
+  readonly abort: CancelController;
 }
 
 /**
@@ -139,7 +139,7 @@ export class RequestContext implements GatewayContext {
   responseContentType?: string;
   responseBodyMap?: unknown;
   error?: OcteliumError;
-  readonly abort = new AbortController();
+  readonly abort = new CancelController();
 
   constructor(
     readonly req: IncomingMessage,

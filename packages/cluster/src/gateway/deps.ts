@@ -1,5 +1,5 @@
 import type { Agent } from 'undici';
-import type { AccessLog, Condition, Plugin, Resource } from '@octelium-ts/shared';
+import type { AbortSignalLike, AccessLog, Condition, Plugin, Resource } from '@octelium-ts/shared';
 import type { ResourceStore } from '../store/resource-store.js';
 import type { IdentityService } from '../auth/identity.js';
 import type { AccessLogStore } from '../accesslog/store.js';
@@ -17,7 +17,7 @@ import type { ContainerEndpoints } from '../containers/endpoints.js';
 export interface TunnelDispatcher {
   dispatch(userName: string, req: {
     service: string; upstreamURL: string; method: string; path: string;
-    headers: Record<string, string | string[]>; body?: NodeJS.ReadableStream; signal?: AbortSignal;
+    headers: Record<string, string | string[]>; body?: NodeJS.ReadableStream; signal?: AbortSignalLike;
   }): Promise<UpstreamResponse>;
 }
 

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import type { AbortSignalLike } from '@octelium-ts/shared';
 import type { UpstreamResponse } from './proxy.js';
 
 /** Bytes a response may queue before anyone reads it (the head is being handled): past this, undici is paused. */
@@ -143,7 +144,7 @@ class DirectResponse implements Dispatcher.DispatchHandler {
  * Sends one request and resolves with the response head once it arrives (rejects on failure before it); `signal`
  * aborts the exchange at any point. `dispose` is for the end of the request: it aborts a body nobody consumed.
  */
-export function requestUpstream(agent: Dispatcher, opts: Dispatcher.DispatchOptions, signal: AbortSignal): { response: Promise<UpstreamResponse>; dispose: () => void } {
+export function requestUpstream(agent: Dispatcher, opts: Dispatcher.DispatchOptions, signal: AbortSignalLike): { response: Promise<UpstreamResponse>; dispose: () => void } {
   let handler!: DirectResponse;
   const response = new Promise<UpstreamResponse>((resolve, reject) => {
     handler = new DirectResponse({ resolve, reject });

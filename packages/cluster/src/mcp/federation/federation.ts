@@ -139,7 +139,7 @@ export class Federation {
         ctx.cleanups.push(g.revoke);
         issued.set(m.name, (grant = g.token));
       }
-      return { grant, signal: ctx.abort.signal };
+      return { grant, signal: ctx.abort.abortSignal };
     };
   }
 

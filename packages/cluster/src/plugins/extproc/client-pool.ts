@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import type { AbortSignalLike } from '@octelium-ts/shared';
 import { Exchange } from './exchange.js';
 import { ProcessStream } from './process-stream.js';
 import { extProcServiceConstructor } from './proto.js';
@@ -30,7 +31,7 @@ export class ExtProcClientPool {
 
   constructor(private readonly options: ExtProcClientPoolOptions = {}) {}
 
-  open(cfg: ExtProcConfig, signal?: AbortSignal): ExtProcExchange {
+  open(cfg: ExtProcConfig, signal?: AbortSignalLike): ExtProcExchange {
     return new Exchange(cfg, () => new ProcessStream(this.startCall(cfg.address)), signal);
   }
 

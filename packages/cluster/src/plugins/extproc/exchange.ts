@@ -1,4 +1,4 @@
-import { OcteliumError, durationMs } from '@octelium-ts/shared';
+import { OcteliumError, durationMs, type AbortSignalLike } from '@octelium-ts/shared';
 import { MutationError, applyHeaderMutation, lowerCaseKeys, sameHeaders, toWireHeaderMap } from './headers.js';
 import type { ProcessStream, StreamEnd } from './process-stream.js';
 import type { ExtProcConfig, ExtProcExchange, ExtProcHttpMessage, ExtProcResult } from './types.js';
@@ -61,7 +61,7 @@ export class Exchange implements ExtProcExchange {
   constructor(
     private readonly cfg: ExtProcConfig,
     private readonly openStream: StreamOpener,
-    private readonly signal?: AbortSignal,
+    private readonly signal?: AbortSignalLike,
   ) {
     this.mode = resolveMode(cfg);
     this.timeoutMs = resolveMessageTimeout(cfg);
