@@ -8,9 +8,11 @@
  * server, whose per-request transport work would dominate and hide the proxy; `--sdk` adds a pass against the
  * SDK demo server (direct vs gateway (a)).
  *
- *   node --import tsx bench/gateway.ts [--duration 5] [--repeats 1] [--conc 1,50,200] [--rates 500,1000,2000] [--sdk] [--workers2] [--no-nginx] [--no-open-loop] [--no-install]
+ *   node --import tsx bench/gateway.ts [--duration 5] [--repeats 1] [--conc 1,50,200] [--rates 500,1000,2000] [--sdk] [--workers2] [--compiled] [--no-nginx] [--no-open-loop] [--no-install]
  * Then an open-loop pass (bench/lib/open-loop.ts): each target at a fixed offered rate, p50/p99/p99.9 added over direct.
  * --workers2 adds the Node floor proxy run as 2 worker processes (node:cluster): what using both cores buys.
+ * --compiled runs the cluster from dist/ with plain node (what ships; builds it first) instead of its sources under
+ * tsx, whose keepNames helper defines a `name` on every closure the request path creates.
  */
 import { pathToFileURL } from 'node:url';
 import { BASE_HEADERS, LoadGenerator, TOOLS_CALL, runHttpBench, type PointResult, type Target } from './lib/http-bench.js';
@@ -25,7 +27,7 @@ async function main(): Promise<void> {
   const durationS = Number(argValue('duration') ?? 5);
   const repeats = Number(argValue('repeats') ?? 1);
   const concurrencies = numList(argValue('conc') ?? '1,50,200');
-  const stack = await startStack({ scenarios: ['a', 'b'], nginx: !hasFlag('no-nginx'), install: !hasFlag('no-install'), sdk: hasFlag('sdk'), nodeProxy2: hasFlag('workers2') });
+  const stack = await startStack({ scenarios: ['a', 'b'], nginx: !hasFlag('no-nginx'), install: !hasFlag('no-install'), sdk: hasFlag('sdk'), nodeProxy2: hasFlag('workers2'), compiled: hasFlag('compiled') });
   const lg = await LoadGenerator.start();
   log(`gateway bench: ${stack.targets.map((t) => t.label).join(', ')}; c=${concurrencies.join(',')}; ${durationS} s per point, ${repeats} repeat(s)`);
   const points = await runHttpBench(lg, { targets: stack.targets, modes: ['json'], concurrencies, durationS, warmupS: 1, repeats });

@@ -3,7 +3,7 @@
  * (another process) drives POST tools/call through one scenario; the profile is written when the cluster exits
  * and summarised (self time by function and by code location, product functions by inclusive time).
  *
- *   node --import tsx bench/profile.ts [--scenario a|b|c|d] [--conc 50] [--duration 10] [--sse]
+ *   node --import tsx bench/profile.ts [--scenario a|b|c|d] [--conc 50] [--duration 10] [--sse] [--compiled]
  * Output: bench/results/profiles/<scenario>-*.cpuprofile (open in Chrome DevTools) and a Markdown summary.
  */
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
@@ -18,14 +18,14 @@ import { REPO_ROOT, RESULTS_DIR, argValue, hasFlag, log } from './lib/util.js';
 
 export interface ProfileRun { scenario: string; mode: Mode; connections: number; load: LoadResult; file: string; summary: ProfileSummary; markdown: string; agentFile?: string }
 
-export async function profileGateway(o: { scenario: 'a' | 'b' | 'c' | 'd'; connections: number; durationS: number; mode: Mode; lg?: LoadGenerator }): Promise<ProfileRun> {
+export async function profileGateway(o: { scenario: 'a' | 'b' | 'c' | 'd'; connections: number; durationS: number; mode: Mode; lg?: LoadGenerator; compiled?: boolean }): Promise<ProfileRun> {
   const stamp = `${o.scenario}-${o.mode}-c${o.connections}-${Date.now()}`;
   // One dir per run: node writes one profile per thread (tsx's module-loader worker is one); the main thread's is kept.
   const dir = join(RESULTS_DIR, 'profiles', stamp);
   mkdirSync(dir, { recursive: true });
   const upstream = startChild('upstream', join(REPO_ROOT, 'bench/lib/upstream-server.ts'), [], { ipc: true });
   const { ports } = await upstream.message<{ ports: number[] }>('ready');
-  const cluster = await spawnClusterProc({ nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
+  const cluster = await spawnClusterProc({ nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`], compiled: o.compiled });
   const gw = await setupGateway(cluster, `http://127.0.0.1:${ports[0]}`);
   const url = `${cluster.url}/svc/${gw.services[o.scenario]}/mcp`;
   // (d): the agent is profiled too, into <dir>/agent.
@@ -72,6 +72,7 @@ async function main(): Promise<void> {
     connections: Number(argValue('conc') ?? 50),
     durationS: Number(argValue('duration') ?? 10),
     mode: hasFlag('sse') ? 'sse' : 'json',
+    compiled: hasFlag('compiled'),
   });
   console.log(r.markdown);
   console.log(`\n(profile: ${r.file})`);

@@ -1,11 +1,12 @@
 /**
- * The cluster under test as a child process (`octelium-cluster start`, i.e. packages/cluster/src/bin.ts through
- * tsx — the way users run it), plus the Services of the gateway scenarios:
+ * The cluster under test as a child process (`octelium-cluster start`: packages/cluster/src/bin.ts through tsx, or
+ * with `compiled` the built dist/ under plain node, as the npm package runs it), plus the Services of the gateway scenarios:
  *   (a) no policy            — Service with just an upstream (authenticated user, default allow)
  *   (b) seed 04              — request buffering + JSON bodyMap + the seed's CEL policy (5 conditions)
  *   (c) seed 04 + seed 05    — (b) plus the seed Lua plugin, unchanged, gated by a tools/call condition
  *   (d) tunnel               — (a) with `upstream.user`: served by an `octelium connect` agent in another process
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +28,15 @@ export interface ClusterProc {
 export const CLUSTER_ENTRY = join(REPO_ROOT, 'packages/cluster/src/bin.ts');
 export const COMPILED_CLUSTER_ENTRY = join(REPO_ROOT, 'packages/cluster/dist/bin.js');
 
+let built = false;
+/** dist/ as the sources are now (esbuild, ~0.3 s), once per bench process: a stale build would measure old code. */
+function buildOnce(): void {
+  if (built) return;
+  const r = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts/build.mjs')], { cwd: REPO_ROOT, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`scripts/build.mjs failed:\n${r.stdout}${r.stderr}`);
+  built = true;
+}
+
 /**
  * `compiled`: run the built cluster (dist/, plain node: what ships) instead of the TypeScript sources under tsx.
  * Per-object figures differ: tsx keeps function names by defining `name` on every closure, which gives each
@@ -37,6 +47,7 @@ export async function spawnClusterProc(opts: { dataDir?: string; nodeArgs?: stri
   const info = join(dataDir, 'cluster.json');
   rmSync(info, { force: true });
   const args = ['start', '--data-dir', dataDir, '--port', '0', '--domain', '127.0.0.1', ...(opts.args ?? [])];
+  if (opts.compiled) buildOnce();
   const child = opts.compiled
     ? startChild('cluster', COMPILED_CLUSTER_ENTRY, [...(opts.nodeArgs ?? []), COMPILED_CLUSTER_ENTRY, ...args], { bin: process.execPath, nofile: opts.nofile, echo: opts.echo })
     : startChild('cluster', CLUSTER_ENTRY, args, { nodeArgs: opts.nodeArgs, nofile: opts.nofile, echo: opts.echo });

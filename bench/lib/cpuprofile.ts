@@ -34,7 +34,7 @@ export function groupOf(url: string, fn: string): string {
   }
   const s = shortUrl(url);
   const pkg = /^(@[^/]+\/[^/]+|[^/]+)\//.exec(s)?.[1];
-  if (s.startsWith('packages/')) return s.replace(/^packages\/([^/]+)\/src\/([^/]+).*/, 'product $1/$2');
+  if (s.startsWith('packages/')) return s.replace(/^packages\/([^/]+)\/(?:src|dist)\/([^/]+).*/, 'product $1/$2');
   if (url.includes('node_modules')) return pkg ?? s;
   return s;
 }

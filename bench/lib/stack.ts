@@ -47,6 +47,8 @@ export interface StackOptions {
   scenarios: Array<'a' | 'b' | 'c' | 'd'>;
   install?: boolean;
   sdk?: boolean;
+  /** Run the built cluster (dist/, plain node: what ships) instead of its sources under tsx. */
+  compiled?: boolean;
 }
 
 export interface Stack {
@@ -73,7 +75,7 @@ export const SCENARIO_LABELS = {
 
 export async function startStack(o: StackOptions): Promise<Stack> {
   const upstream = await startUpstream(o.sdk ? ['--sdk'] : []);
-  const cluster = await spawnClusterProc();
+  const cluster = await spawnClusterProc({ compiled: o.compiled });
   const gw = await setupGateway(cluster, upstream.url);
   const auth = { authorization: `Bearer ${gw.token}` };
   const skipped: Record<string, string> = {};
