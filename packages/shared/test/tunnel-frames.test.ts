@@ -46,6 +46,8 @@ test('hop-by-hop headers and Host never cross the tunnel', () => {
     'Content-Type': 'application/json', 'X-Multi': ['a', 'b'], 'Content-Length': 12,
   }, ['x-drop']);
   assert.deepEqual(h, { 'content-type': 'application/json', 'x-multi': ['a', 'b'], 'content-length': '12' });
+  // Names differing only in case merge; `drop` is case-insensitive; a Connection header named in any case counts.
+  assert.deepEqual(endToEndHeaders({ 'X-A': '1', 'x-a': ['2'], 'X-Drop': 'y', CONNECTION: 'x-b', 'X-B': 'z' }, ['X-DROP']), { 'x-a': ['1', '2'] });
   assert.equal(requestHasBody({ 'content-length': '0' }), false);
   assert.equal(requestHasBody({ 'content-length': '3' }), true);
   assert.equal(requestHasBody({ 'transfer-encoding': 'chunked' }), true);

@@ -16,27 +16,33 @@ const HOP_BY_HOP = new Set([
 
 type LooseHeaders = Record<string, string | string[] | number | undefined>;
 
-function connectionTokens(headers: LooseHeaders): Set<string> {
-  const out = new Set<string>();
-  for (const [k, v] of Object.entries(headers)) {
-    if (k.toLowerCase() !== 'connection' || v === undefined) continue;
-    for (const part of (Array.isArray(v) ? v.join(',') : String(v)).split(',')) {
-      const t = part.trim().toLowerCase();
-      if (t) out.add(t);
-    }
+/** Adds the header names a Connection header value lists (they are hop-by-hop too) to `out`. */
+function addConnectionTokens(value: string | string[] | number, out: Set<string>): Set<string> {
+  for (const part of (Array.isArray(value) ? value.join(',') : String(value)).split(',')) {
+    const t = part.trim().toLowerCase();
+    if (t) out.add(t);
   }
   return out;
 }
 
-/** Lower-cased end-to-end headers only, with string values (what goes into a head frame). */
+/**
+ * Lower-cased end-to-end headers only, with string values (what goes into a head frame). Runs two or three times
+ * per tunnelled request, so each name is lower-cased once and the sets are built only when there is something in them.
+ */
 export function endToEndHeaders(headers: LooseHeaders, drop: readonly string[] = []): HeaderMap {
-  const named = connectionTokens(headers);
-  const dropped = new Set(drop.map((d) => d.toLowerCase()));
+  const rawKeys = Object.keys(headers);
+  const keys = rawKeys.map((k) => k.toLowerCase());
+  let named: Set<string> | undefined;
+  for (let i = 0; i < keys.length; i++) {
+    const v = headers[rawKeys[i]];
+    if (keys[i] === 'connection' && v !== undefined) named = addConnectionTokens(v, named ?? new Set());
+  }
+  const dropped = drop.length ? new Set(drop.map((d) => d.toLowerCase())) : undefined;
   const out: HeaderMap = {};
-  for (const [rawKey, v] of Object.entries(headers)) {
-    if (v === undefined) continue;
-    const k = rawKey.toLowerCase();
-    if (k.startsWith(':') || HOP_BY_HOP.has(k) || named.has(k) || dropped.has(k)) continue;
+  for (let i = 0; i < keys.length; i++) {
+    const v = headers[rawKeys[i]];
+    const k = keys[i];
+    if (v === undefined || k.startsWith(':') || HOP_BY_HOP.has(k) || named?.has(k) || dropped?.has(k)) continue;
     const value = Array.isArray(v) ? v.map(String) : String(v);
     const prev = out[k];
     out[k] = prev === undefined ? value : ([] as string[]).concat(prev, value);
