@@ -38,9 +38,14 @@ class DirectResponse implements Dispatcher.DispatchHandler {
     this.#head = head;
   }
 
+  /** Whether the exchange is over (the body ended or failed): nothing left to abort. */
+  get settled(): boolean {
+    return this.#ended || this.#error !== undefined;
+  }
+
   /** Aborts the upstream request (client gone, or the response is no longer wanted). */
   abort(reason: Error): void {
-    if (this.#ended || this.#error) return;
+    if (this.settled) return;
     if (this.#controller) this.#controller.abort(reason);
     else this.#abortReason = reason;
   }
@@ -153,5 +158,6 @@ export function requestUpstream(agent: Dispatcher, opts: Dispatcher.DispatchOpti
   if (signal.aborted) onAbort();
   else signal.addEventListener('abort', onAbort, { once: true });
   agent.dispatch(opts, handler);
-  return { response, dispose: () => handler.abort(new Error('upstream response not consumed')) };
+  // The Error (and its stack) only when there is something to abort: dispose runs at the end of every request.
+  return { response, dispose: () => handler.settled || handler.abort(new Error('upstream response not consumed')) };
 }
