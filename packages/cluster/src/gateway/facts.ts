@@ -8,7 +8,9 @@ const HIDDEN = new Set(['authorization', 'x-octelium-auth', 'cookie', 'proxy-aut
 /** Builds the `ctx` that policies and plugins see, once per request. */
 export function buildFacts(ctx: GatewayContext): RequestFacts {
   const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(ctx.req.headers)) {
+  const incoming = ctx.req.headers;
+  for (const k in incoming) {
+    const v = incoming[k];
     if (v !== undefined && !HIDDEN.has(k)) headers[k] = Array.isArray(v) ? v.join(', ') : v;
   }
   // Policies see the forwarding headers the gateway vouches for (headers.ts), never a client's own claim.

@@ -17,8 +17,11 @@ function cookiesForUpstream(v: string | string[]): string | undefined {
   return kept.length ? kept.join('; ') : undefined;
 }
 
-function connectionListed(connection: string | string[] | undefined): Set<string> {
-  const v = Array.isArray(connection) ? connection.join(',') : connection ?? '';
+const NONE_LISTED: ReadonlySet<string> = new Set();
+
+function connectionListed(connection: string | string[] | undefined): ReadonlySet<string> {
+  if (connection === undefined) return NONE_LISTED;
+  const v = Array.isArray(connection) ? connection.join(',') : connection;
   return new Set(v.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean));
 }
 
@@ -40,7 +43,9 @@ export function upstreamRequestHeaders(req: IncomingMessage, trustedProxyHops = 
   const h: IncomingHttpHeaders = req.headers;
   const listed = connectionListed(h.connection);
   const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(h)) {
+  // for-in, not Object.entries: no [key, value] array per header on the per-request path.
+  for (const k in h) {
+    const v = h[k];
     if (v === undefined || HOP_BY_HOP.has(k) || CLIENT_CREDENTIALS.has(k) || listed.has(k) || k === 'host' || k === 'content-length') continue;
     if (FORWARDING.has(k) && trustedProxyHops === 0) continue;
     if (k === 'cookie') {
@@ -63,7 +68,8 @@ export function upstreamRequestHeaders(req: IncomingMessage, trustedProxyHops = 
 export function downstreamResponseHeaders(h: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const listed = connectionListed(h.connection);
   const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(h)) {
+  for (const k in h) {
+    const v = h[k];
     if (v === undefined || HOP_BY_HOP.has(k) || listed.has(k)) continue;
     out[k] = v;
   }
