@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { PassThrough } from 'node:stream';
 import type { GatewayContext } from '../src/gateway/context.js';
-import { streamBody } from '../src/gateway/stream-body.js';
+import { streamBody, writeBody } from '../src/gateway/stream-body.js';
 import { SseEventSplitter } from '../src/mcp/sse.js';
 
 /** A client response that takes `room` writes before it pushes back, then drains on demand. */
@@ -76,4 +76,26 @@ test('the client going away destroys the body and rejects; a body cut by the ups
   const premature = streamBody(ctxOf(new FakeRes()), closed, []);
   closed.destroy();
   await assert.rejects(premature, (e: { code?: string }) => e.code === 'ERR_STREAM_PREMATURE_CLOSE');
+});
+
+test('writeBody: a producer that already ended while connecting settles at once; a failing map stops the producer', async () => {
+  const res = new FakeRes();
+  let detached = 0;
+  await writeBody(ctxOf(res), [], (sink) => {
+    sink.chunk(Buffer.from('all'));
+    sink.end();
+    return { resume: () => undefined, stop: () => assert.fail('stopped a finished producer'), detach: () => void detached++ };
+  });
+  assert.deepEqual(res.chunks, ['all']);
+  assert.equal(detached, 1, 'detached once, after connect returned');
+
+  let stopped = false;
+  let push!: (c: Buffer) => boolean;
+  const failing = writeBody(ctxOf(new FakeRes()), [{ map: () => { throw new Error('bad event'); }, end: () => [] }], (sink) => {
+    push = (c) => sink.chunk(c);
+    return { resume: () => undefined, stop: () => void (stopped = true), detach: () => undefined };
+  });
+  assert.equal(push(Buffer.from('x')), false, 'the producer is told to hold');
+  await assert.rejects(failing, /bad event/);
+  assert.equal(stopped, true);
 });

@@ -1,9 +1,8 @@
-import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { OcteliumError } from '@octelium-ts/shared';
 import type { BufferedResponse, GatewayContext } from './context.js';
 import { downstreamResponseHeaders } from './headers.js';
-import { streamBody } from './stream-body.js';
+import { streamBody, writeBody, type BodySink, type BodySource } from './stream-body.js';
 
 /** What an upstream (direct HTTP or the connect tunnel) answers. */
 export interface UpstreamResponse {
@@ -11,11 +10,8 @@ export interface UpstreamResponse {
   headers: Record<string, string | string[] | undefined>;
   /** The body as a stream (a direct upstream makes it only when it is read: upstream-http.ts). */
   body: Readable;
-  /**
-   * A direct upstream's body written straight to the client with backpressure, counting bytes: resolves when it
-   * ended, rejects when it was cut or aborted. Used when nothing maps the body on its way.
-   */
-  pipeTo?(res: ServerResponse, count: (bytes: number) => void): Promise<void>;
+  /** A direct upstream's body handed to the body writer without a stream in between (upstream-http.ts). */
+  attach?(sink: BodySink): BodySource;
 }
 
 /** Cap for responses buffered for response plugins; bigger ones fail closed. */
@@ -82,7 +78,7 @@ export async function sendUpstreamResponse(ctx: GatewayContext, up: UpstreamResp
   if (isSSE) res.flushHeaders();
   const maps = isSSE ? (ctx.responseTransforms ?? []).flatMap((t) => (t.sse ? [t.sse()] : [])) : [];
   try {
-    if (up.pipeTo && maps.length === 0) await up.pipeTo(res, (n) => void (ctx.responseBytes += n));
+    if (up.attach) await writeBody(ctx, maps, (sink) => up.attach!(sink));
     else await streamBody(ctx, up.body, maps);
   } catch (err) {
     // The client went away (499), or a response plugin failed: not the upstream's doing.

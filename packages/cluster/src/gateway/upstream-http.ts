@@ -1,8 +1,9 @@
-import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { AbortSignalLike } from '@octelium-ts/shared';
 import type { UpstreamResponse } from './proxy.js';
+import type { BodySink, BodySource } from './stream-body.js';
 
 /** Bytes a response may queue before anyone reads it (the head is being handled): past this, undici is paused. */
 const QUEUE_HIGH_WATER = 64 * 1024;
@@ -12,11 +13,11 @@ interface PendingHead { resolve: (r: UpstreamResponse) => void; reject: (err: Er
 
 /**
  * One request to a direct HTTP upstream on undici's dispatch API instead of `request()`. The response body goes
- * from undici's parser to the client's socket chunk by chunk, with backpressure through the dispatch controller
- * (`pause` when the client's socket is full, `resume` on its `drain`), and with no stream, async iterator or
- * AbortSignal listener per request in between — what `request()` + `for await` cost on every proxied request
- * (docs/performance.md). When something must read the body as a stream (response plugins buffer it, MCP rewrites
- * SSE events) a Readable is made for that response only.
+ * from undici's parser to the gateway's body writer (stream-body.ts: the client's socket, through any SSE maps)
+ * chunk by chunk, with backpressure through the dispatch controller (`pause` when the client's socket is full,
+ * `resume` on its `drain`), and with no stream, async iterator or AbortSignal listener per request in between —
+ * what `request()` + `for await` cost on every proxied request (docs/performance.md). When something must read the
+ * body as a stream (response plugins buffer it) a Readable is made for that response only.
  *
  * Chunks that arrive before the gateway has handled the head (undici parses the head and the first data in one
  * go) wait in a small queue.
@@ -30,7 +31,7 @@ class DirectResponse implements Dispatcher.DispatchHandler {
   #sink?: Sink;
   #ended = false;
   #error?: Error;
-  /** Settles the consumer (pipeTo or the Readable) once the body ended or failed. */
+  /** Settles the consumer (the body writer or the Readable) once the body ended or failed. */
   #settle?: (err?: Error) => void;
   #readable?: Readable;
 
@@ -65,7 +66,7 @@ class DirectResponse implements Dispatcher.DispatchHandler {
       get body() {
         return self.#stream();
       },
-      pipeTo: (res, count) => this.#pipeTo(res, count),
+      attach: (sink) => this.#attachWriter(sink),
     };
     head?.resolve(response);
   }
@@ -105,24 +106,18 @@ class DirectResponse implements Dispatcher.DispatchHandler {
     return ok;
   }
 
-  /** Writes the body to the client; resolves when the upstream ended it, rejects when it was cut or aborted. */
-  #pipeTo(res: ServerResponse, count: (bytes: number) => void): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const onDrain = () => this.#controller?.resume();
-      res.on('drain', onDrain);
-      this.#settle = (err) => {
-        res.off('drain', onDrain);
-        if (err) reject(err);
-        else resolve();
-      };
-      const ok = this.#attach((chunk) => {
-        count(chunk.length);
-        return res.write(chunk);
-      });
-      if (this.#error) return this.#settle(this.#error);
-      if (this.#ended) return this.#settle();
-      if (ok) this.#controller?.resume();
-    });
+  /** Hands the body to the gateway's body writer (stream-body.ts): chunks as undici parses them, held while it is full. */
+  #attachWriter(sink: BodySink): BodySource {
+    this.#settle = (err) => (err ? sink.fail(err) : sink.end());
+    const ok = this.#attach((chunk) => sink.chunk(chunk));
+    if (this.#error) this.#settle(this.#error);
+    else if (this.#ended) this.#settle();
+    else if (ok) this.#controller?.resume();
+    return {
+      resume: () => this.#controller?.resume(),
+      stop: () => this.abort(new Error('client went away')),
+      detach: () => undefined,
+    };
   }
 
   /** The body as a Readable, for consumers that read a stream (response plugins, SSE transforms). */
