@@ -37,16 +37,21 @@ export interface BodyMap {
 export interface Decision { allowed: boolean; reason: { type: string; details?: Record<string, unknown> } }
 
 /**
- * One gateway request. Every field a stage may fill is declared here (style.md §4); stages never
- * attach ad-hoc properties.
+ * One gateway request. Every field a stage may fill is declared here (style.md §4); stages never attach ad-hoc
+ * properties. A class, so the per-request object gets its shape from one constructor and the body views are
+ * prototype accessors (an object literal with getters allocated three closures per request).
  */
-export interface GatewayContext {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
-  readonly startedAt: Date;
+export class RequestContext {
+  readonly startedAt = new Date();
   /** `performance.now()` at the start: durations (metrics, spans) without a second clock read per hook. */
-  readonly startedAtMs: number;
-  readonly requestId: string;
+  readonly startedAtMs = performance.now();
+  /**
+   * randomUUID() concatenates its result from 20 pieces: a tree of string nodes (~480 B) kept as long as the request,
+   * hours for a held SSE stream. toLowerCase() makes it one flat 58-byte string (the UUID is lowercase already).
+   */
+  readonly requestId = randomUUID().toLowerCase();
+  /** The one owner of the request body (request-body.ts); `body`, `bodyMap` and `parsedBody` are views of it. */
+  readonly requestBody: RequestBody;
   /** Path + query forwarded upstream (no-DNS prefix removed; plugins may rewrite it). */
   upstreamPath: string;
   serviceName: string;
@@ -64,74 +69,21 @@ export interface GatewayContext {
    * the id of the downstream request it serves, for the AccessLog.
    */
   federation?: { service: Resource; requestId: string };
-  anonymous: boolean;
-  /** The one owner of the request body (request-body.ts); the three accessors below are views of it. */
-  readonly requestBody: RequestBody;
-  /** The body's bytes once read (buffering, small JSON, plugins); assigning one is a plugin's rewrite. */
-  body?: Buffer;
-  /** The parsed body where policies may see it (`body.mode: JSON`, MCP); assigning exposes a parsed value. */
-  bodyMap?: unknown;
-  /** The parsed body for the gateway's own use (JSON-RPC id, MCP checks), exposed or not; read-only. */
-  readonly parsedBody?: unknown;
+  anonymous = false;
   /** JSON-RPC `id` of the request, when it was one (for JSON-RPC-shaped error bodies). */
   jsonRpcId?: string | number | null;
   facts?: RequestFacts;
   decision?: Decision;
-  /** Request headers to send upstream (lower-case keys). */
-  upstreamHeaders: Record<string, string | string[]>;
   /** Response headers edits from Service config and plugins, applied when the response head is written. */
-  responseHeaderEdits: { set: Record<string, string>; remove: string[] };
-  plugins: PluginRun[];
+  responseHeaderEdits: { set: Record<string, string>; remove: string[] } = { set: {}, remove: [] };
+  plugins: PluginRun[] = [];
   /** Work plugins registered for the response (Lua onResponse, ExtProc); they need a buffered, non-SSE body. */
-  responseHooks: ResponseHook[];
+  responseHooks: ResponseHook[] = [];
   /** Streaming response transforms (see ResponseTransform); applied in order. */
   responseTransforms?: ResponseTransform[];
   /** Cleanup to run when the request ends (e.g. close an ExtProc stream). */
-  cleanups: Array<() => void>;
-  /** Set once a response (error, direct plugin, proxied) has started. */
-  responded: boolean;
-  requestBytes: number;
-  responseStatus: number;
-  responseBytes: number;
-  responseContentType?: string;
-  responseBodyMap?: unknown;
-  error?: OcteliumError;
-  /** Aborted when the client goes away; aborts the upstream request. */
-  readonly abort: CancelController;
-}
-
-/**
- * The context of one gateway request as a class: the per-request object gets its shape from one constructor and
- * the body views are prototype accessors (an object literal with getters allocated three closures per request).
- */
-export class RequestContext implements GatewayContext {
-  readonly startedAt = new Date();
-  readonly startedAtMs = performance.now();
-  /**
-   * randomUUID() concatenates its result from 20 pieces: a tree of string nodes (~480 B) kept as long as the request,
-   * hours for a held SSE stream. toLowerCase() makes it one flat 58-byte string (the UUID is lowercase already).
-   */
-  readonly requestId = randomUUID().toLowerCase();
-  readonly requestBody: RequestBody;
-  upstreamPath: string;
-  serviceName: string;
-  namespaceName: string;
-  entry?: ServiceEntry;
-  service?: Resource;
-  namespace?: Resource;
-  config?: ServiceConfig;
-  dynamicConfigName?: string;
-  principal?: Principal;
-  federation?: { service: Resource; requestId: string };
-  anonymous = false;
-  jsonRpcId?: string | number | null;
-  facts?: RequestFacts;
-  decision?: Decision;
-  responseHeaderEdits: { set: Record<string, string>; remove: string[] } = { set: {}, remove: [] };
-  plugins: PluginRun[] = [];
-  responseHooks: ResponseHook[] = [];
-  responseTransforms?: ResponseTransform[];
   cleanups: Array<() => void> = [];
+  /** Set once a response (error, direct plugin, proxied) has started. */
   responded = false;
   requestBytes = 0;
   responseStatus = 0;
@@ -139,12 +91,14 @@ export class RequestContext implements GatewayContext {
   responseContentType?: string;
   responseBodyMap?: unknown;
   error?: OcteliumError;
+  /** Aborted when the client goes away; aborts the upstream request. */
   readonly abort = new CancelController();
 
   constructor(
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
     target: { service: string; namespace: string; path: string },
+    /** Request headers to send upstream (lower-case keys). */
     public upstreamHeaders: Record<string, string | string[]>,
   ) {
     this.requestBody = new RequestBody(req);
@@ -153,6 +107,7 @@ export class RequestContext implements GatewayContext {
     this.namespaceName = target.namespace;
   }
 
+  /** The body's bytes once read (buffering, small JSON, plugins); assigning one is a plugin's rewrite. */
   get body(): Buffer | undefined {
     return this.requestBody.bytes;
   }
@@ -161,6 +116,7 @@ export class RequestContext implements GatewayContext {
     this.requestBody.replace(bytes ?? Buffer.alloc(0));
   }
 
+  /** The parsed body where policies may see it (`body.mode: JSON`, MCP); assigning exposes a parsed value. */
   get bodyMap(): unknown {
     return this.requestBody.map;
   }
@@ -169,7 +125,11 @@ export class RequestContext implements GatewayContext {
     this.requestBody.expose(value);
   }
 
+  /** The parsed body for the gateway's own use (JSON-RPC id, MCP checks), exposed or not; read-only. */
   get parsedBody(): unknown {
     return this.requestBody.parsed();
   }
 }
+
+/** What stages, hooks and plugins see of one request: the context itself. */
+export type GatewayContext = RequestContext;
