@@ -77,16 +77,20 @@ export async function sendUpstreamResponse(ctx: GatewayContext, up: UpstreamResp
   res.writeHead(up.statusCode, headers);
   if (isSSE) res.flushHeaders();
   const maps = isSSE ? (ctx.responseTransforms ?? []).flatMap((t) => (t.sse ? [t.sse()] : [])) : [];
-  try {
-    if (up.attach) await writeBody(ctx, maps, (sink) => up.attach!(sink));
-    else await streamBody(ctx, up.body, maps);
-  } catch (err) {
-    // The client went away (499), or a response plugin failed: not the upstream's doing.
-    if (ctx.abort.signal.aborted || err instanceof OcteliumError) throw err;
-    // The upstream (or the agent's tunnel) cut the body after the status line went out. Say so in the AccessLog:
-    // otherwise a cut stream looks like a gateway fault, or like a complete response with the same status.
-    const reason = (err as Error).message || (err as { code?: string }).code || String(err);
-    throw new OcteliumError('UPSTREAM_FAILED', `upstream response ended early after ${ctx.responseBytes} bytes: ${reason}`);
-  }
-  res.end();
+  const streamed = up.attach ? writeBody(ctx, maps, (sink) => up.attach!(sink)) : streamBody(ctx, up.body, maps);
+  // Returned, not awaited: a held response (an idle SSE stream, for hours) keeps no suspended frame of this function
+  // (nor of the upstream stage, which returns this promise too), only the body writer's listeners and closures.
+  return streamed.then(() => void res.end(), (err: unknown) => {
+    throw bodyFailure(ctx, err);
+  });
+}
+
+/** What a body that did not end cleanly is in the AccessLog. */
+function bodyFailure(ctx: GatewayContext, err: unknown): unknown {
+  // The client went away (499), or a response plugin failed: not the upstream's doing.
+  if (ctx.abort.signal.aborted || err instanceof OcteliumError) return err;
+  // The upstream (or the agent's tunnel) cut the body after the status line went out. Say so in the AccessLog:
+  // otherwise a cut stream looks like a gateway fault, or like a complete response with the same status.
+  const reason = (err as Error).message || (err as { code?: string }).code || String(err);
+  return new OcteliumError('UPSTREAM_FAILED', `upstream response ended early after ${ctx.responseBytes} bytes: ${reason}`);
 }

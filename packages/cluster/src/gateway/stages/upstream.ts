@@ -95,6 +95,6 @@ export function upstreamStage(deps: GatewayDeps) {
       if (ctx.abort.signal.aborted) throw err;
       throw upstreamError(err, timeoutMs);
     }
-    await sendUpstreamResponse(ctx, response);
+    return sendUpstreamResponse(ctx, response);
   };
 }
