@@ -120,7 +120,7 @@ class DirectResponse implements Dispatcher.DispatchHandler {
     };
   }
 
-  /** The body as a Readable, for consumers that read a stream (response plugins, SSE transforms). */
+  /** The body as a Readable, for consumers that read a stream (response plugins buffer it whole). */
   #stream(): Readable {
     if (this.#readable) return this.#readable;
     const readable = new Readable({
