@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent as UndiciAgent } from 'undici';
-import { CancelSignal } from '../src/tunnel/index.js';
+import { CancelController, CancelSignal } from '../src/tunnel/index.js';
 
 test('CancelSignal: listeners run once on the first abort, removed ones never, late ones not at all', () => {
   const s = new CancelSignal();
@@ -33,4 +33,23 @@ test('undici takes a CancelSignal as a request signal and aborts a request waiti
   await dispatcher.close();
   server.closeAllConnections();
   await new Promise((r) => server.close(r));
+});
+
+test('CancelController: abort reaches the light signal and a real AbortSignal, whether that was made before or after', () => {
+  const early = new CancelController();
+  const real = early.abortSignal;
+  let heard = 0;
+  early.signal.addEventListener('abort', () => heard++);
+  early.abort(new Error('client went away'));
+  early.abort(new Error('again'));
+  assert.equal(heard, 1);
+  assert.equal(early.signal.aborted, true);
+  assert.equal(real.aborted, true);
+  assert.equal((real.reason as Error).message, 'client went away');
+  assert.equal(early.abortSignal, real, 'one AbortSignal per controller');
+
+  const late = new CancelController();
+  late.abort('gone');
+  assert.equal(late.abortSignal.aborted, true, 'made after the abort, it is born aborted');
+  assert.equal(late.abortSignal.reason, 'gone');
 });
