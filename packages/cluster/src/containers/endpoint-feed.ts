@@ -35,6 +35,8 @@ export class EndpointFeed {
       reload: () => this.follow(),
     });
     endpoints.onChange = (key, view) => this.#publish(key, view);
+    // The leader's table is the truth; a follower that misses may just be behind the feed.
+    endpoints.onMiss = () => !this.leadership.leading && this.feed.catchUpOnMiss();
   }
 
   /**

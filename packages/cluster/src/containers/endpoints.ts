@@ -35,6 +35,12 @@ export class ContainerEndpoints {
   unavailableReason?: string;
   /** Told of every change, after it is made (the leader shares its table with the other processes: endpoint-feed.ts). */
   onChange?: (key: string, view: WorkloadView | undefined) => void;
+  /**
+   * A request found no ready replica: a follower may not have applied the leader's latest commit yet (a Service whose
+   * status already says Running, read through another process). True when it caught up, so the lookup is worth
+   * repeating; rate-limited by the change feed, so a burst of 503s does not become a burst of store reads.
+   */
+  onMiss?: () => boolean;
 
   set(key: string, view: WorkloadView): void {
     const prev = this.#views.get(key);
@@ -60,7 +66,8 @@ export class ContainerEndpoints {
    */
   acquire(service: string, config: string, sessionId?: string): Lease {
     const key = workloadKey(serviceLabelOf(service), config);
-    const view = this.#views.get(key);
+    let view = this.#views.get(key);
+    if ((!view || view.endpoints.length === 0) && this.onMiss?.()) view = this.#views.get(key);
     if (!view || view.endpoints.length === 0) {
       const why = view ? `${view.state}: ${view.message || 'no replica is ready yet'}` : this.unavailableReason ?? 'its containers are not scheduled yet';
       throw new OcteliumError('UPSTREAM_NOT_CONNECTED', `Service "${service}" has no ready container (${why})`);
