@@ -64,7 +64,8 @@ export function upstreamStage(deps: GatewayDeps) {
       throw new OcteliumError('UPSTREAM_FAILED', `Service "${ctx.service!.metadata.name}" has no upstream`);
     }
     const ep = lease ? { url: lease.endpoint.url } : pickEndpoint(u!);
-    Object.assign(ctx.upstreamHeaders, await deps.upstreamAuth.headers(config.http?.auth));
+    // Most Services inject no upstream credential: no promise to wait for then.
+    if (config.http?.auth) Object.assign(ctx.upstreamHeaders, await deps.upstreamAuth.headers(config.http.auth));
     const method = ctx.req.method ?? 'GET';
     const streamed = !ctx.body && method !== 'GET' && method !== 'HEAD';
     const body = ctx.body ?? (streamed ? cappedRequestBody(ctx, streamedBodyCap(ctx, deps)) : undefined);
