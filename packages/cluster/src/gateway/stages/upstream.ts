@@ -1,5 +1,5 @@
 import { Agent } from 'undici';
-import { OcteliumError, type Upstream } from '@octelium-ts/shared';
+import { OcteliumError, joinUpstreamURL, type Upstream } from '@octelium-ts/shared';
 import type { GatewayContext } from '../context.js';
 import type { GatewayDeps } from '../deps.js';
 import { sendUpstreamResponse, type UpstreamResponse } from '../proxy.js';
@@ -25,23 +25,6 @@ function upstreamError(err: unknown, timeoutMs: number): OcteliumError {
     return new OcteliumError('UPSTREAM_TIMEOUT', `upstream did not answer within ${timeoutMs} ms`);
   }
   return new OcteliumError('UPSTREAM_FAILED', `upstream request failed: ${(err as Error).message || code}`);
-}
-
-/** Parsed upstream URLs: a Service's URL is parsed once, not on every request (bounded: URLs come from config). */
-const parsedURLs = new Map<string, URL>();
-function upstreamURL(url: string): URL {
-  let u = parsedURLs.get(url);
-  if (!u) {
-    if (parsedURLs.size >= 1024) parsedURLs.clear();
-    parsedURLs.set(url, (u = new URL(url)));
-  }
-  return u;
-}
-
-/** Joins the upstream URL's own path prefix with the request path. */
-function joinPath(base: URL, path: string): string {
-  const prefix = base.pathname.replace(/\/+$/, '');
-  return prefix + (path.startsWith('/') ? path : '/' + path);
 }
 
 /** pick upstream → inject upstream credential → proxy, streaming the response back. */
@@ -71,18 +54,21 @@ export function upstreamStage(deps: GatewayDeps) {
     const body = ctx.body ?? (streamed ? cappedRequestBody(ctx, streamedBodyCap(ctx, deps)) : undefined);
     if (ctx.body) ctx.upstreamHeaders['content-length'] = String(ctx.body.length);
     const timeoutMs = ctx.entry!.timeoutMs;
+    // A path plugin's removePrefix (or an ExtProc :path) may leave no leading "/".
+    const path = ctx.upstreamPath.startsWith('/') ? ctx.upstreamPath : `/${ctx.upstreamPath}`;
     let response: UpstreamResponse;
     try {
       if (ep.user) {
         if (!deps.tunnel) throw new OcteliumError('UPSTREAM_NOT_CONNECTED', 'tunnel hub not running');
         response = await deps.tunnel.dispatch(ep.user, {
-          service: ctx.service!.metadata.name, upstreamURL: ep.url ?? '', method, path: ctx.upstreamPath,
+          service: ctx.service!.metadata.name, upstreamURL: ep.url ?? '', method, path,
           headers: ctx.upstreamHeaders, body: body as never, signal: ctx.abort.signal,
         });
       } else {
-        const base = upstreamURL(ep.url!);
+        // The tunnel's join (one bounded cache of parsed upstream URLs for both paths): base path + request target as is.
+        const target = joinUpstreamURL(ep.url!, path);
         const exchange = requestUpstream(agent, {
-          origin: base.origin, path: joinPath(base, ctx.upstreamPath), method: method as 'GET',
+          origin: target.origin, path: target.path, method: method as 'GET',
           headers: ctx.upstreamHeaders, body: body as never, headersTimeout: timeoutMs, bodyTimeout: 0,
         }, ctx.abort.signal);
         ctx.cleanups.push(exchange.dispose);
