@@ -135,6 +135,10 @@ for (const engine of engines) {
         b.feed.catchUp();
         assert.deepEqual(epB.get(key)?.endpoints, [{ id: '1111', url: 'http://127.0.0.1:1111' }]);
         assert.equal(epB.acquire('calc', 'default').endpoint.url, 'http://127.0.0.1:1111', 'the follower routes to it');
+        // A follower that has not applied the leader's newest commit yet catches up on the miss instead of a 503.
+        epA.set('fresh.default/default', view('http://127.0.0.1:3333'));
+        assert.equal(epB.get('fresh.default/default'), undefined, 'not followed yet');
+        assert.equal(epB.acquire('fresh', 'default').endpoint.url, 'http://127.0.0.1:3333');
         // The rollout order reaches the follower as the leader made it: new replica added, then the old one gone.
         epA.set(key, { ...view('http://127.0.0.1:2222'), endpoints: [...view('http://127.0.0.1:1111').endpoints, ...view('http://127.0.0.1:2222').endpoints] });
         epA.set(key, view('http://127.0.0.1:2222'));
