@@ -1,17 +1,20 @@
 import type { AccessLog } from '@octelium-ts/shared';
 
-const cache = new WeakMap<AccessLog, string>();
-
 /**
- * JSON of an AccessLog, computed once per log object: redaction's fast path, the store's writer and the
- * OTLP exporter all need the same string, and serializing it three times showed up in profiles.
- * Logs are treated as immutable once recorded.
+ * The last log serialized and its JSON. Redaction's fast path, the store's row and the OTLP exporter ask for the
+ * same log's JSON one after another within one `record()` call, so one slot is enough to serialize each log once.
+ * It was a WeakMap: every log became an ephemeron entry the scavenger had to process, and growing its table
+ * allocated ~1.3 KB per request. A miss only costs a second `JSON.stringify`, never a wrong answer, since logs are
+ * treated as immutable once recorded (a redacted copy is a new object).
  */
+let lastLog: AccessLog | undefined;
+let lastJson = '';
+
+/** JSON of an AccessLog, computed once for consecutive calls with the same log object. */
 export function serializeLog(log: AccessLog): string {
-  let s = cache.get(log);
-  if (s === undefined) {
-    s = JSON.stringify(log);
-    cache.set(log, s);
+  if (log !== lastLog) {
+    lastJson = JSON.stringify(log);
+    lastLog = log;
   }
-  return s;
+  return lastJson;
 }

@@ -61,7 +61,9 @@ export function createGateway(deps: GatewayDeps, plan: GatewayPlan) {
     for (const h of hooks) h.onRequest?.(ctx);
     try {
       for (const stage of stages) {
-        await stage(ctx);
+        // Most stages are synchronous: awaiting their `undefined` would still cost a promise and a microtask turn each.
+        const pending = stage(ctx);
+        if (pending) await pending;
         if (ctx.responded) break;
       }
     } catch (err) {
