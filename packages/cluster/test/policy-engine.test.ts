@@ -115,6 +115,19 @@ describe('seed fixture 04-l7-policy.yaml', () => {
     });
   }
 
+  test('a rule decides every request it matches with one frozen decision object (nothing allocated per request)', () => {
+    const first = engine.authorize(facts(svc, { user: alice, body: call('add', { a: 4, b: 2000 }) }));
+    const second = engine.authorize(facts(svc, { user: alice, body: call('subtract', { a: 1, b: 5000 }) }));
+    assert.equal(first.allowed, true);
+    assert.equal(second, first);
+    assert.ok(Object.isFrozen(first) && Object.isFrozen(first.reason) && Object.isFrozen(first.reason.details));
+    assert.throws(() => {
+      (first.reason as { type: string }).type = 'TAMPERED';
+    }, TypeError);
+    const denied = engine.authorize(facts(svc, { user: alice, body: call('add', { a: 5000, b: 2000 }) }));
+    assert.equal(denied.reason.type, 'NO_POLICY_MATCH');
+  });
+
   // One body per sub-expression that makes exactly that sub-expression false.
   const deniedBodies: Array<[string, unknown]> = [
     ['jsonrpc is not "2.0"', call('add', { a: 4, b: 2000 }, { jsonrpc: '1.0' })],

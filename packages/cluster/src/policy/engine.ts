@@ -195,26 +195,39 @@ export class PolicyEngine {
           if (!report) break;
         }
       }
-      if (!decidedBy) return { allowed: false, reason: { type: 'NO_POLICY_MATCH' } };
-      const { rule, attachedTo } = decidedBy;
-      const policyMatch = rule.policy ? { policy: { name: rule.policy, attachedTo } } : { inlinePolicy: { name: rule.inlinePolicy, attachedTo } };
-      return {
-        allowed: rule.effect === 'ALLOW',
-        reason: {
-          type: 'POLICY_MATCH',
-          details: {
-            policyMatch,
-            rule: rule.label,
-            effect: rule.effect,
-            source: rule.source,
-            ...(decidingError === undefined ? {} : { evaluationError: errorCode(decidingError) }),
-          },
-        },
-      };
+      if (!decidedBy) return NO_POLICY_MATCH;
+      if (decidingError !== undefined) return decisionOf(decidedBy, errorCode(decidingError));
+      let decision = decisions.get(decidedBy);
+      if (!decision) decisions.set(decidedBy, (decision = decisionOf(decidedBy, undefined)));
+      return decision;
     } finally {
       Error.stackTraceLimit = limit;
     }
   }
+}
+
+/**
+ * The decision a rule makes when it matches without an error is the same object for every request it decides
+ * (frozen: the AccessLog and MCP read it, nothing may change it), so deciding allocates nothing. Kept per
+ * EffectiveRule, which the rule cache rebuilds when Policies change.
+ */
+const decisions = new WeakMap<EffectiveRule, Decision>();
+const NO_POLICY_MATCH: Decision = deepFreeze({ allowed: false, reason: { type: 'NO_POLICY_MATCH' } });
+
+function decisionOf({ rule, attachedTo }: EffectiveRule, evaluationError: string | undefined): Decision {
+  const policyMatch = rule.policy ? { policy: { name: rule.policy, attachedTo } } : { inlinePolicy: { name: rule.inlinePolicy, attachedTo } };
+  const details: Record<string, unknown> = { policyMatch, rule: rule.label, effect: rule.effect, source: rule.source };
+  if (evaluationError !== undefined) details.evaluationError = evaluationError;
+  const decision: Decision = { allowed: rule.effect === 'ALLOW', reason: { type: 'POLICY_MATCH', details } };
+  return evaluationError === undefined ? deepFreeze(decision) : decision;
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const c of Object.values(v)) deepFreeze(c);
+  }
+  return v;
 }
 
 /** The code and the rule's identity only: messages can quote request data (header values, body fields). */
