@@ -5,6 +5,7 @@ import { OcteliumError } from '@octelium-ts/shared';
 import type { IdentityService } from '../auth/identity.js';
 import { bearerToken } from '../api/http-util.js';
 import type { GatewayDeps, GatewayHooks, PluginRuntime } from '../gateway/deps.js';
+import { CellCounter, CellHistogram } from './cell-metrics.js';
 import { mcpInfo } from './mcp-info.js';
 
 /** MCP methods get their own label value; anything else a client sends is "other" (label cardinality stays bounded). */
@@ -17,6 +18,12 @@ const UPSTREAM_ERRORS = new Set(['OCT_ERR_UPSTREAM_FAILED', 'OCT_ERR_UPSTREAM_TI
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const FAST_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1];
 
+/** HTTP status codes as label values, made once each (String(code) per request was garbage). */
+const STATUS_LABELS: string[] = [];
+function statusLabel(code: number): string {
+  return (STATUS_LABELS[code] ??= String(code));
+}
+
 export interface TunnelStats { connections: number; streams: number }
 
 /**
@@ -25,11 +32,12 @@ export interface TunnelStats { connections: number; streams: number }
  */
 export class GatewayMetrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({ name: 'octelium_gateway_requests_total', help: 'Gateway requests by Service, decision and HTTP status', labelNames: ['service', 'namespace', 'decision', 'code'] as const, registers: [this.registry] });
-  readonly duration = new Histogram({ name: 'octelium_gateway_request_duration_seconds', help: 'Gateway request latency, first byte in to last byte out', labelNames: ['service', 'decision'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry] });
+  // Updated on every request: cell metrics (cell-metrics.ts), rendered like prom-client's.
+  readonly requests = new CellCounter({ name: 'octelium_gateway_requests_total', help: 'Gateway requests by Service, decision and HTTP status', labelNames: ['service', 'namespace', 'decision', 'code'], registry: this.registry });
+  readonly duration = new CellHistogram({ name: 'octelium_gateway_request_duration_seconds', help: 'Gateway request latency, first byte in to last byte out', labelNames: ['service', 'decision'], buckets: LATENCY_BUCKETS, registry: this.registry });
   readonly upstreamErrors = new Counter({ name: 'octelium_gateway_upstream_errors_total', help: 'Requests that failed at the upstream (502/503/504)', labelNames: ['service', 'code'] as const, registers: [this.registry] });
-  readonly mcpRequests = new Counter({ name: 'octelium_gateway_mcp_requests_total', help: 'JSON-RPC requests by MCP method (buffered JSON bodies only)', labelNames: ['service', 'method', 'decision'] as const, registers: [this.registry] });
-  readonly policyDuration = new Histogram({ name: 'octelium_gateway_policy_duration_seconds', help: 'Time of one authorization decision (CEL policies)', labelNames: ['decision'] as const, buckets: FAST_BUCKETS, registers: [this.registry] });
+  readonly mcpRequests = new CellCounter({ name: 'octelium_gateway_mcp_requests_total', help: 'JSON-RPC requests by MCP method (buffered JSON bodies only)', labelNames: ['service', 'method', 'decision'], registry: this.registry });
+  readonly policyDuration = new CellHistogram({ name: 'octelium_gateway_policy_duration_seconds', help: 'Time of one authorization decision (CEL policies)', labelNames: ['decision'], buckets: FAST_BUCKETS, registry: this.registry });
   readonly pluginDuration = new Histogram({ name: 'octelium_gateway_plugin_duration_seconds', help: 'Request-phase time of Lua and ExtProc plugins', labelNames: ['service', 'type'] as const, buckets: FAST_BUCKETS, registers: [this.registry] });
   readonly tunnelConnections = new Gauge({ name: 'octelium_tunnel_connections', help: 'Connected `octelium connect` agents', registers: [this.registry], collect: () => this.#collectTunnel() });
   readonly tunnelStreams = new Gauge({ name: 'octelium_tunnel_streams', help: 'Open request streams over agent tunnels', registers: [this.registry], collect: () => this.#collectTunnel() });
@@ -90,13 +98,13 @@ export class GatewayMetrics {
         // Only names the Service table knows: a request for a missing Service must not mint a new label.
         const service = ctx.service ? ctx.service.metadata.name : '(unknown)';
         const decision = log.entry.common.status;
-        this.requests.inc({ service, namespace: ctx.service ? ctx.namespaceName : '(unknown)', decision, code: String(log.entry.info.http.response.code) });
-        this.duration.observe({ service, decision }, (performance.now() - ctx.startedAtMs) / 1000);
+        this.requests.inc(service, ctx.service ? ctx.namespaceName : '(unknown)', decision, statusLabel(log.entry.info.http.response.code));
+        this.duration.observe((performance.now() - ctx.startedAtMs) / 1000, service, decision);
         if (ctx.error && UPSTREAM_ERRORS.has(ctx.error.code)) this.upstreamErrors.inc({ service, code: ctx.error.code });
         const mcp = mcpInfo(log);
         if (mcp.method) {
           const method = MCP_METHODS.has(mcp.method) ? mcp.method : mcp.method.startsWith('notifications/') ? 'notifications' : 'other';
-          this.mcpRequests.inc({ service, method, decision });
+          this.mcpRequests.inc(service, method, decision);
         }
       },
     };
@@ -115,7 +123,7 @@ export class GatewayMetrics {
         decision = d.allowed ? 'ALLOWED' : 'DENIED';
         return d;
       } finally {
-        this.policyDuration.observe({ decision }, (performance.now() - t0) / 1000);
+        this.policyDuration.observe((performance.now() - t0) / 1000, decision);
       }
     };
   }
