@@ -179,17 +179,31 @@ export class IdentityService {
 
   /** Any presented bearer: opaque token or a JWT signed by this cluster. */
   async authenticate(token: string): Promise<Principal | undefined> {
-    if (token.split('.').length !== 3) return this.authenticateOpaque(token);
-    const now = Date.now() / 1000;
+    return this.authenticateSoon(token);
+  }
+
+  /**
+   * The same as `authenticate`, synchronously when no I/O is needed (an opaque token, or a JWT verified before):
+   * the gateway authenticates every request, and a promise plus a microtask turn per request added up. Returns a
+   * promise only when a JWT's signature must be verified first.
+   */
+  authenticateSoon(token: string): Principal | undefined | Promise<Principal | undefined> {
+    if (!isJwtShaped(token)) return this.authenticateOpaque(token);
     const cached = this.#jwtCache.get(token);
-    let entry = cached && cached.exp > now ? cached : undefined;
-    if (!entry) {
-      const payload = await this.keys.verify(token, this.issuer());
-      if (!payload || typeof payload.sid !== 'string' || typeof payload.exp !== 'number') return undefined;
-      entry = { principalKey: payload.sid, exp: payload.exp, claims: claimsOf(payload) };
-      if (this.#jwtCache.size >= JWT_CACHE_MAX) this.#jwtCache.clear();
-      this.#jwtCache.set(token, entry);
-    }
+    if (cached && cached.exp > Date.now() / 1000) return this.#principalOfJwt(cached);
+    return this.#verifyJwt(token);
+  }
+
+  async #verifyJwt(token: string): Promise<Principal | undefined> {
+    const payload = await this.keys.verify(token, this.issuer());
+    if (!payload || typeof payload.sid !== 'string' || typeof payload.exp !== 'number') return undefined;
+    const entry = { principalKey: payload.sid, exp: payload.exp, claims: claimsOf(payload) };
+    if (this.#jwtCache.size >= JWT_CACHE_MAX) this.#jwtCache.clear();
+    this.#jwtCache.set(token, entry);
+    return this.#principalOfJwt(entry);
+  }
+
+  #principalOfJwt(entry: { principalKey: string; exp: number; claims: ReturnType<typeof claimsOf> }): Principal | undefined {
     const key = entry.principalKey;
     // The Session is re-checked every time, so deleting it (or its Credential/User) revokes the JWT at once.
     const session = this.activeSession(key);
@@ -264,6 +278,13 @@ export class IdentityService {
 }
 
 /** RFC 9068 claims the gateway checks per Service (audience, scope) and logs (client). */
+/** Three dot-separated parts, as a compact JWS has (without splitting the token into an array per request). */
+function isJwtShaped(token: string): boolean {
+  const first = token.indexOf('.');
+  const second = first < 0 ? -1 : token.indexOf('.', first + 1);
+  return second >= 0 && token.indexOf('.', second + 1) < 0;
+}
+
 function claimsOf(payload: JWTPayload): Pick<Principal, 'audience' | 'scopes' | 'clientID'> {
   const aud = typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? payload.aud.filter((a): a is string => typeof a === 'string') : undefined;
   const scope = typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : undefined;

@@ -11,33 +11,44 @@ import type { GatewayDeps } from '../deps.js';
  * every other client gets the 401.
  */
 export function authnStage(deps: GatewayDeps) {
-  return async function authenticate(ctx: GatewayContext): Promise<void> {
-    const spec = ctx.entry!.spec;
-    if (spec.isAnonymous) {
+  /** Synchronous unless a JWT must be verified first (identity.authenticateSoon): most requests need no promise. */
+  return function authenticate(ctx: GatewayContext): void | Promise<void> {
+    if (ctx.entry!.spec.isAnonymous) {
       ctx.anonymous = true;
       return;
     }
     // An afterRoute stage may have named the caller already: a federated MCP Service's member hop (mcp/federation).
-    let principal: Principal | undefined = ctx.principal;
-    const token = principal ? undefined : bearerToken(ctx.req);
-    if (token) {
-      principal = await deps.identity.authenticate(token);
-      if (!principal) throw new OcteliumError('UNAUTHENTICATED', 'invalid or expired access token', undefined, 401);
-    } else if (!principal && deps.browser) {
-      principal = deps.browser.authenticate(ctx.req);
-      // A cookie is sent by the browser on its own: an unsafe method must come from this Service's (or the cluster's) origin.
-      if (principal) deps.browser.checkCsrf(ctx.req);
-      else if (deps.browser.wantsPage(ctx.req)) return redirectToLogin(deps, ctx);
-      else if (deps.browser.token(ctx.req)) throw new OcteliumError('UNAUTHENTICATED', 'the browser session has ended (expired, idle or signed out): sign in again at /login');
-    }
-    if (!principal) throw new OcteliumError('UNAUTHENTICATED', 'no credential: send an access token as "Authorization: Bearer <token>" or "X-Octelium-Auth"');
-    ctx.principal = principal;
-    const sessionType = (principal.session?.status as { type?: string } | undefined)?.type;
-    // Octelium: a non-public Service is reachable only client-based (octelium connect), never clientless.
-    if (!spec.isPublic && sessionType === 'CLIENTLESS') {
-      throw new OcteliumError('SERVICE_NOT_PUBLIC', `Service "${ctx.service!.metadata.name}" is not public; reach it through \`octelium connect\``);
-    }
+    const token = ctx.principal ? undefined : bearerToken(ctx.req);
+    if (!token) return admit(deps, ctx, ctx.principal);
+    const found = deps.identity.authenticateSoon(token);
+    if (found instanceof Promise) return found.then((p) => admit(deps, ctx, bearerPrincipal(p)));
+    return admit(deps, ctx, bearerPrincipal(found));
   };
+}
+
+function bearerPrincipal(principal: Principal | undefined): Principal {
+  if (!principal) throw new OcteliumError('UNAUTHENTICATED', 'invalid or expired access token', undefined, 401);
+  return principal;
+}
+
+/** Names the caller (the bearer's principal, one an earlier stage named, else the browser cookie) and checks that it may reach this Service this way. */
+function admit(deps: GatewayDeps, ctx: GatewayContext, known: Principal | undefined): void {
+  const spec = ctx.entry!.spec;
+  let principal = known;
+  if (!principal && deps.browser) {
+    principal = deps.browser.authenticate(ctx.req);
+    // A cookie is sent by the browser on its own: an unsafe method must come from this Service's (or the cluster's) origin.
+    if (principal) deps.browser.checkCsrf(ctx.req);
+    else if (deps.browser.wantsPage(ctx.req)) return redirectToLogin(deps, ctx);
+    else if (deps.browser.token(ctx.req)) throw new OcteliumError('UNAUTHENTICATED', 'the browser session has ended (expired, idle or signed out): sign in again at /login');
+  }
+  if (!principal) throw new OcteliumError('UNAUTHENTICATED', 'no credential: send an access token as "Authorization: Bearer <token>" or "X-Octelium-Auth"');
+  ctx.principal = principal;
+  const sessionType = (principal.session?.status as { type?: string } | undefined)?.type;
+  // Octelium: a non-public Service is reachable only client-based (octelium connect), never clientless.
+  if (!spec.isPublic && sessionType === 'CLIENTLESS') {
+    throw new OcteliumError('SERVICE_NOT_PUBLIC', `Service "${ctx.service!.metadata.name}" is not public; reach it through \`octelium connect\``);
+  }
 }
 
 /** 302 to the cluster's /login with this request as `redirect`; logged as an unauthenticated (DENIED) request. */
