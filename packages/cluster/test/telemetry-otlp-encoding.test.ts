@@ -4,11 +4,12 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { decodeAttributes } from '../src/telemetry/otlp-receiver.js';
 import { envGzip, envHeaders, OtlpHttpSender } from '../src/telemetry/otlp-http.js';
-import { otlpEnvelopes, otlpLogRecord, otlpSpan } from '../src/telemetry/otlp-json.js';
+import { attributes, OtlpJsonEncoder, unixNano } from '../src/telemetry/otlp-json.js';
+import { ByteBuffer } from '../src/telemetry/byte-buffer.js';
 import { formatTraceParent, newSpanId, newTraceId, parseTraceParent } from '../src/telemetry/trace-context.js';
 import type { AccessLog } from '@octelium-ts/shared';
-import type { LogFacts } from '../src/telemetry/attributes.js';
-import { decodeItems, encodeItem, type ExportItem } from '../src/telemetry/export-item.js';
+import { logAttributes, spanError, spanName, spanOnlyAttributes, type LogFacts } from '../src/telemetry/attributes.js';
+import { decodeItems, encodeItem, type ExportItem, type ItemSpan } from '../src/telemetry/export-item.js';
 
 const T = '4bf92f3577b34da6a3ce929d0e0e4736', S = '00f067aa0ba902b7';
 
@@ -26,14 +27,48 @@ test('traceparent: the W3C propagator rules (version ff and extra fields on 00 r
   assert.match([...ids][0], /^[0-9a-f]{16}$/);
 });
 
+/**
+ * The OTLP objects the OpenTelemetry SDK sent (its transformer's output, checked field by field when the SDK was
+ * replaced), built the plain way: the encoder's text must be exactly their JSON.stringify.
+ */
+const reference = {
+  span(s: ItemSpan, f: LogFacts) {
+    const error = spanError(f);
+    return {
+      traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId, traceState: s.traceState, name: spanName(f), kind: 2,
+      startTimeUnixNano: unixNano(s.startMs), endTimeUnixNano: unixNano(s.endMs), attributes: attributes(logAttributes(f), spanOnlyAttributes(f)),
+      droppedAttributesCount: 0, events: [], droppedEventsCount: 0, status: error === undefined ? { code: 0 } : { code: 2, message: error },
+      links: [], droppedLinksCount: 0, flags: 0x101 | (s.parentSpanId ? 0x200 : 0),
+    };
+  },
+  log(it: ExportItem) {
+    const s = it.span, allowed = it.facts[0] === 'ALLOWED';
+    return {
+      timeUnixNano: unixNano(Date.parse(it.facts[13])), observedTimeUnixNano: unixNano(it.observedMs!), severityNumber: allowed ? 9 : 13, severityText: allowed ? 'INFO' : 'WARN',
+      body: { stringValue: it.body }, eventName: 'octelium.accesslog', attributes: attributes(logAttributes(it.facts)), droppedAttributesCount: 0,
+      flags: s ? (s.sampled ? 1 : 0) : undefined, traceId: s?.traceId, spanId: s?.spanId,
+    };
+  },
+  envelope(kind: 'spans' | 'logs', records: unknown[]) {
+    const resource = { attributes: attributes({ 'service.name': 'octelium-cluster' }), droppedAttributesCount: 0 }, scope = { name: 'octelium-ts/gateway' };
+    return JSON.stringify(kind === 'spans' ? { resourceSpans: [{ resource, scopeSpans: [{ scope, spans: records }] }] } : { resourceLogs: [{ resource, scopeLogs: [{ scope, logRecords: records }] }] });
+  },
+};
+
+function encode(enc: OtlpJsonEncoder, kind: 'spans' | 'logs', items: ExportItem[], out = new ByteBuffer(16)): string {
+  out.reset();
+  enc[kind](items, out);
+  return out.bytes().toString('utf8');
+}
+
 test('OTLP/JSON: spans and log records carry the fields the SDK sent (ids, flags, nanosecond times, status, attributes)', () => {
   const facts: LogFacts = ['DENIED', 502, 'u', 's', 'default', 'tools/call', 'add', 'POST', '/mcp', 'POLICY', 'req-1', 'sess', 'UPSTREAM_FAILED', '2026-12-01T00:00:00.123Z'];
   const item: ExportItem = {
     span: { traceId: T, spanId: S, parentSpanId: '1111111111111111', traceState: 'vendor=abc', sampled: true, startMs: 1764547200123.456, endMs: 1764547200125.5 },
-    log: true, facts, body: '{"kind":"AccessLog","x":"a\\"b"}',
+    log: true, facts, body: '{"kind":"AccessLog","x":"a\\"b"}', observedMs: 1764547201000,
   };
-  const env = otlpEnvelopes('octelium-cluster', 'octelium-ts/gateway');
-  const traces = JSON.parse(env.spans([otlpSpan(item.span!, facts)]));
+  const enc = new OtlpJsonEncoder('octelium-cluster', 'octelium-ts/gateway');
+  const traces = JSON.parse(encode(enc, 'spans', [item]));
   const rs = traces.resourceSpans[0];
   assert.deepEqual(decodeAttributes(rs.resource.attributes), { 'service.name': 'octelium-cluster' });
   assert.equal(rs.scopeSpans[0].scope.name, 'octelium-ts/gateway');
@@ -48,20 +83,54 @@ test('OTLP/JSON: spans and log records carry the fields the SDK sent (ids, flags
   });
   assert.equal(span.attributes[1].value.intValue, 502);
   const plainFacts: LogFacts = ['ALLOWED', 200, '', 'svc', '', '', '', 'GET', '/x', 'POLICY', 'req-2', '', '', '2026-12-01T00:00:00.123Z'];
-  const root = JSON.parse(JSON.stringify(otlpSpan({ ...item.span!, parentSpanId: undefined }, plainFacts)));
+  const rootItem: ExportItem = { ...item, span: { ...item.span!, parentSpanId: undefined, traceState: undefined }, facts: plainFacts };
+  const root = JSON.parse(encode(enc, 'spans', [rootItem])).resourceSpans[0].scopeSpans[0].spans[0];
   assert.equal(root.flags, 0x101, 'a root span: is-remote known, not remote');
   assert.deepEqual(root.status, { code: 0 });
   assert.equal(root.name, 'GET svc');
   assert.equal('parentSpanId' in root, false);
 
-  const rec = JSON.parse(env.logs([otlpLogRecord(item, 1764547201000)])).resourceLogs[0].scopeLogs[0].logRecords[0];
+  const rec = JSON.parse(encode(enc, 'logs', [item])).resourceLogs[0].scopeLogs[0].logRecords[0];
   assert.equal(rec.body.stringValue, item.body);
   assert.equal(rec.timeUnixNano, String(Date.parse(facts[13])) + '000000');
   assert.equal(rec.observedTimeUnixNano, '1764547201000000000');
   assert.deepEqual([rec.severityNumber, rec.severityText, rec.eventName, rec.flags, rec.traceId, rec.spanId], [13, 'WARN', 'octelium.accesslog', 1, T, S]);
   assert.deepEqual(decodeAttributes(rec.attributes), { status: 'DENIED', 'http.response.status_code': 502, user: 'u', service: 's', namespace: 'default', 'mcp.method': 'tools/call', 'mcp.tool': 'add' });
-  const plain = JSON.parse(JSON.stringify(otlpLogRecord({ log: true, facts: plainFacts, body: '{}' }, 0)));
+  const plain = JSON.parse(encode(enc, 'logs', [{ log: true, facts: plainFacts, body: '{}', observedMs: 0 }])).resourceLogs[0].scopeLogs[0].logRecords[0];
   assert.deepEqual([plain.severityText, plain.traceId, plain.flags], ['INFO', undefined, undefined]);
+});
+
+test('OTLP/JSON: the text is exactly JSON.stringify of the SDK-shaped records, for odd values, many shapes and growing buffers', () => {
+  const odd = ['', 'a"b\\c', 'line\nbreak\u0000', 'ünïcødé ☃ 😀', 'lone \ud800 surrogate', '</script>', 'x'.repeat(5000)];
+  const items: ExportItem[] = [];
+  for (let i = 0; i < 700; i++) {
+    const o = (k: number) => odd[(i + k) % odd.length];
+    const facts: LogFacts = [
+      i % 3 ? 'ALLOWED' : 'DENIED', [200, 404, 500, 503, 201.5][i % 5], o(1), o(2), o(3), i % 4 ? 'tools/call' : '', o(4), 'POST', `/p/${i % 300}/${o(5)}`,
+      'POLICY', `req-${i}-${o(6)}`, i % 2 ? o(0) : '', i % 7 ? '' : 'UPSTREAM_FAILED', new Date(1764547200000 + i * 1.5).toISOString(),
+    ];
+    const span: ItemSpan | undefined = i % 6 === 5 ? undefined : {
+      traceId: newTraceId(), spanId: newSpanId(), sampled: i % 10 !== 3, startMs: 1764547200123.456 + i, endMs: 1764547200125.0004 + i,
+      ...(i % 3 === 0 ? { parentSpanId: newSpanId() } : {}), ...(i % 5 === 0 ? { traceState: `v=${o(1).slice(0, 20)}` } : {}),
+    };
+    items.push({ span, log: true, facts, body: JSON.stringify({ kind: 'AccessLog', n: i, s: o(2), t: o(3) }), observedMs: 1764547201000.25 + i });
+  }
+  const enc = new OtlpJsonEncoder('octelium-cluster', 'octelium-ts/gateway');
+  const out = new ByteBuffer(16); // grows many times
+  for (const batch of [items, items.slice(0, 1), items.slice(300), items]) { // shape cache: cold, warm, cleared past its bound
+    const withSpans = batch.filter((it) => it.span?.sampled);
+    assert.equal(encode(enc, 'spans', withSpans, out), reference.envelope('spans', withSpans.map((it) => reference.span(it.span!, it.facts))));
+    assert.equal(encode(enc, 'logs', batch, out), reference.envelope('logs', batch.map((it) => reference.log(it))));
+  }
+  assert.equal(encode(enc, 'logs', [], out), reference.envelope('logs', []));
+});
+
+test('OTLP/JSON: records whose facts differ only in where a string is split get their own attributes (no shared cache entry)', () => {
+  const base: LogFacts = ['ALLOWED', 200, 'ab', 'c', '', '', '', 'GET', '/x', 'POLICY', 'r', '', '', '2026-12-01T00:00:00.000Z'];
+  const moved: LogFacts = ['ALLOWED', 200, 'a', 'bc', '', '', '', 'GET', '/x', 'POLICY', 'r', '', '', '2026-12-01T00:00:00.000Z'];
+  const enc = new OtlpJsonEncoder('octelium-cluster', 'octelium-ts/gateway');
+  const recs = JSON.parse(encode(enc, 'logs', [base, moved].map((facts) => ({ log: true, facts, body: '{}', observedMs: 0 })))).resourceLogs[0].scopeLogs[0].logRecords;
+  assert.deepEqual(recs.map((r: { attributes: [] }) => decodeAttributes(r.attributes)).map((a: Record<string, unknown>) => [a.user, a.service]), [['ab', 'c'], ['a', 'bc']]);
 });
 
 test('export items cross to the worker intact (the AccessLog text is not re-escaped)', () => {

@@ -28,6 +28,8 @@ export interface ExportItem {
   facts: LogFacts;
   /** The AccessLog JSON text. */
   body: string;
+  /** When the worker took the item (the log record's observedTimeUnixNano); set by the OTLP pipeline. */
+  observedMs?: number;
 }
 
 type Wire = [traceId: string, spanId: string, parentSpanId: string, traceState: string, sampled: 0 | 1, startMs: number, endMs: number, log: 0 | 1, ...facts: LogFacts];

@@ -30,9 +30,10 @@ export class OtlpHttpSender {
     this.#headers = { 'user-agent': 'octelium-cluster-otlp', ...headers, 'content-type': 'application/json', ...(compress ? { 'content-encoding': 'gzip' } : {}) };
   }
 
-  async send(text: string): Promise<boolean> {
+  /** Sends one export request's body (JSON text, or its UTF-8 bytes, which must stay unchanged until this settles). */
+  async send(json: string | Buffer): Promise<boolean> {
     // Encoded (and compressed, off this thread's loop, in libuv's pool) once, for every attempt.
-    const body = this.compress ? await gzip(text) : Buffer.from(text);
+    const body = this.compress ? await gzip(json) : typeof json === 'string' ? Buffer.from(json) : json;
     const deadline = Date.now() + this.timeoutMs;
     let backoff = INITIAL_BACKOFF_MS;
     for (let attempt = 1; ; attempt++) {

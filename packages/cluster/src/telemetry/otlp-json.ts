@@ -1,13 +1,21 @@
 import { logAttributes, spanError, spanName, spanOnlyAttributes, type Attributes, type LogFacts } from './attributes.js';
-import type { ExportItem, ItemSpan } from './export-item.js';
+import type { ByteBuffer } from './byte-buffer.js';
+import type { ExportItem } from './export-item.js';
 
 /**
- * OTLP/JSON (the OTLP/HTTP JSON encoding, opentelemetry-proto's JSON mapping) built straight from export items.
- * The SDK's path — a Span or LogRecord object per request, then its transformer's OTLP object tree — is replaced
- * by one plain OTLP object per record, made when it is queued; an export request is one JSON.stringify of the
- * envelope (native, and it escapes the AccessLog text once). Building each record's JSON text with template
- * strings instead was measured 2–3× slower: the nested concatenations must be flattened again at send time.
- * The fields are the ones the SDK sent (checked against its output), so receivers see the same records.
+ * OTLP/JSON (the OTLP/HTTP JSON encoding, opentelemetry-proto's JSON mapping) written straight from export items
+ * into an export request's bytes. The fields, their order and their values are the ones the OpenTelemetry SDK
+ * sent (telemetry-otlp-encoding.test.ts compares the text with JSON.stringify of the SDK-shaped objects).
+ *
+ * Why text and not objects: building an OTLP object tree per record and one JSON.stringify per batch cost the
+ * worker ~13 µs per request, most of it serializing ~100 small keys and values per request (a span has 12
+ * attributes, each `{key, value: {stringValue}}`). Those parts depend on a few AccessLog fields that repeat from
+ * request to request (status, code, user, Service, MCP method and tool, HTTP method, path, reason), so each
+ * distinct combination — a record "shape" — is serialized once and cached; per request only the ids, times,
+ * request id, session and the AccessLog body are serialized. (The session before this one found template strings
+ * per record 2–3× slower than one JSON.stringify: every attribute was still formatted per record, and the nested
+ * concatenations were flattened again at send time. Here the cached parts are flat, and each record is written
+ * into the request's bytes as soon as it is formatted.)
  */
 
 const SPAN_KIND_SERVER = 2;
@@ -17,10 +25,11 @@ const FLAG_SAMPLED = 0x1;
 /** Span flags bits 8 and 9 (proto SpanFlags): whether the parent is remote is known, and it is. */
 const FLAG_HAS_IS_REMOTE = 0x100, FLAG_IS_REMOTE = 0x200;
 
+/** Distinct shapes kept; past it the cache starts over (a burst of distinct paths costs a re-serialization, not memory). */
+const MAX_SHAPES = 256;
+
 type AnyValue = { stringValue: string } | { boolValue: boolean } | { intValue: number } | { doubleValue: number };
 type KeyValue = { key: string; value: AnyValue };
-/** An OTLP span or log record, as sent. */
-export type OtlpRecord = Record<string, unknown>;
 
 function value(v: string | number | boolean): AnyValue {
   if (typeof v === 'string') return { stringValue: v };
@@ -28,67 +37,123 @@ function value(v: string | number | boolean): AnyValue {
   return Number.isInteger(v) ? { intValue: v } : { doubleValue: v };
 }
 
-function attributes(...sets: Attributes[]): KeyValue[] {
+/** The JSON of an AnyValue (a string, the common case, without building the object). */
+function valueJson(v: string | number | boolean): string {
+  return typeof v === 'string' ? `{"stringValue":${JSON.stringify(v)}}` : JSON.stringify(value(v));
+}
+
+export function attributes(...sets: Attributes[]): KeyValue[] {
   const out: KeyValue[] = [];
   for (const a of sets) for (const key in a) out.push({ key, value: value(a[key]) });
   return out;
 }
 
+/** The attributes' JSON without the enclosing brackets. */
+function attributesJson(a: Attributes): string {
+  return JSON.stringify(attributes(a)).slice(1, -1);
+}
+
 /** Epoch milliseconds (fractional) as a decimal string of nanoseconds, exact to the microsecond, beyond 2^53. */
-function unixNano(ms: number): string {
+export function unixNano(ms: number): string {
   const whole = Math.floor(ms);
   const micros = Math.min(999, Math.round((ms - whole) * 1000));
   return `${whole}${String(micros).padStart(3, '0')}000`;
 }
 
-/** The span of an item (its trace was sampled), as an element of `scopeSpans[].spans`: the log's attributes, then its own. */
-export function otlpSpan(s: ItemSpan, facts: LogFacts, logAttrs: Attributes = logAttributes(facts)): OtlpRecord {
-  const error = spanError(facts);
+/** The serialized parts of a span and a log record that depend only on the facts in shapeKey. */
+interface Shape {
+  /** `,"name":…,"kind":2,"startTimeUnixNano":"` */
+  spanName: string;
+  /** The span's attributes up to the request id's value: the log's, then method, path, reason. */
+  spanAttrs: string;
+  /** After the attributes, up to the flags' value. */
+  spanStatus: string;
+  /** `","severityNumber":…,"body":{"stringValue":` (closes observedTimeUnixNano). */
+  logSeverity: string;
+  /** The log record's attributes, without brackets. */
+  logAttrs: string;
+}
+
+/**
+ * The facts a shape depends on, as a key no two different fact lists share: each is preceded by its length
+ * (a separator character could occur inside a user or path and make two lists collide).
+ */
+function shapeKey(f: LogFacts): string {
+  const [status, code, user, service, namespace, mcpMethod, mcpTool, method, path, reason, , , errorCode] = f;
+  return `${status.length}:${status}${code}|${user.length}:${user}${service.length}:${service}${namespace.length}:${namespace}${mcpMethod.length}:${mcpMethod}${mcpTool.length}:${mcpTool}${method.length}:${method}${path.length}:${path}${reason.length}:${reason}${errorCode.length}:${errorCode}`;
+}
+
+function makeShape(f: LogFacts): Shape {
+  const logAttrs = attributesJson(logAttributes(f));
+  // The span's own attributes but the two that differ per request (written per span, after these).
+  const spanOnly = spanOnlyAttributes(f);
+  delete spanOnly['octelium.request_id'];
+  delete spanOnly['octelium.session'];
+  const error = spanError(f);
+  const allowed = f[0] === 'ALLOWED';
+  const status = error === undefined ? { code: STATUS_UNSET } : { code: STATUS_ERROR, message: error };
   return {
-    traceId: s.traceId,
-    spanId: s.spanId,
-    parentSpanId: s.parentSpanId, // undefined members are left out by JSON.stringify
-    traceState: s.traceState,
-    name: spanName(facts),
-    kind: SPAN_KIND_SERVER,
-    startTimeUnixNano: unixNano(s.startMs),
-    endTimeUnixNano: unixNano(s.endMs),
-    attributes: attributes(logAttrs, spanOnlyAttributes(facts)),
-    droppedAttributesCount: 0,
-    events: [],
-    droppedEventsCount: 0,
-    status: error === undefined ? { code: STATUS_UNSET } : { code: STATUS_ERROR, message: error },
-    links: [],
-    droppedLinksCount: 0,
-    flags: FLAG_SAMPLED | FLAG_HAS_IS_REMOTE | (s.parentSpanId ? FLAG_IS_REMOTE : 0),
+    spanName: `,"name":${JSON.stringify(spanName(f))},"kind":${SPAN_KIND_SERVER},"startTimeUnixNano":"`,
+    spanAttrs: [logAttrs, attributesJson(spanOnly), '{"key":"octelium.request_id","value":'].filter(Boolean).join(','),
+    spanStatus: `,"droppedAttributesCount":0,"events":[],"droppedEventsCount":0,"status":${JSON.stringify(status)},"links":[],"droppedLinksCount":0,"flags":`,
+    logSeverity: `","severityNumber":${allowed ? SEVERITY_INFO : SEVERITY_WARN},"severityText":"${allowed ? 'INFO' : 'WARN'}","body":{"stringValue":`,
+    logAttrs,
   };
 }
 
-/** The AccessLog of an item as an element of `scopeLogs[].logRecords`, correlated with its span when it has one. */
-export function otlpLogRecord(it: ExportItem, observedMs: number, logAttrs: Attributes = logAttributes(it.facts)): OtlpRecord {
-  const s = it.span;
-  const allowed = it.facts[0] === 'ALLOWED';
-  return {
-    timeUnixNano: unixNano(Date.parse(it.facts[13])),
-    observedTimeUnixNano: unixNano(observedMs),
-    severityNumber: allowed ? SEVERITY_INFO : SEVERITY_WARN,
-    severityText: allowed ? 'INFO' : 'WARN',
-    body: { stringValue: it.body },
-    eventName: 'octelium.accesslog',
-    attributes: attributes(logAttrs),
-    droppedAttributesCount: 0,
-    flags: s ? (s.sampled ? FLAG_SAMPLED : 0) : undefined,
-    traceId: s?.traceId,
-    spanId: s?.spanId,
-  };
-}
+/** Writes export request bodies (OTLP/JSON) for one resource (`service.name`) and instrumentation scope. */
+export class OtlpJsonEncoder {
+  readonly #shapes = new Map<string, Shape>();
+  readonly #spansHead: string;
+  readonly #logsHead: string;
 
-/** Builds export request bodies (JSON text) for one resource (`service.name`) and instrumentation scope. */
-export function otlpEnvelopes(serviceName: string, scope: string): { spans(records: OtlpRecord[]): string; logs(records: OtlpRecord[]): string } {
-  const resource = { attributes: attributes({ 'service.name': serviceName }), droppedAttributesCount: 0 };
-  const scopeObj = { name: scope };
-  return {
-    spans: (spans) => JSON.stringify({ resourceSpans: [{ resource, scopeSpans: [{ scope: scopeObj, spans }] }] }),
-    logs: (logRecords) => JSON.stringify({ resourceLogs: [{ resource, scopeLogs: [{ scope: scopeObj, logRecords }] }] }),
-  };
+  constructor(serviceName: string, scope: string) {
+    const resource = JSON.stringify({ attributes: attributes({ 'service.name': serviceName }), droppedAttributesCount: 0 });
+    const scopeJson = JSON.stringify({ name: scope });
+    this.#spansHead = `{"resourceSpans":[{"resource":${resource},"scopeSpans":[{"scope":${scopeJson},"spans":[`;
+    this.#logsHead = `{"resourceLogs":[{"resource":${resource},"scopeLogs":[{"scope":${scopeJson},"logRecords":[`;
+  }
+
+  #shape(f: LogFacts): Shape {
+    const key = shapeKey(f);
+    let s = this.#shapes.get(key);
+    if (!s) {
+      if (this.#shapes.size >= MAX_SHAPES) this.#shapes.clear();
+      this.#shapes.set(key, (s = makeShape(f)));
+    }
+    return s;
+  }
+
+  /** An ExportTraceServiceRequest with the items' spans (each item must have one). */
+  spans(items: readonly ExportItem[], out: ByteBuffer): void {
+    out.write(this.#spansHead);
+    for (let i = 0; i < items.length; i++) {
+      const s = items[i].span!, f = items[i].facts, sh = this.#shape(f);
+      const [, , , , , , , , , , requestId, session] = f;
+      // traceId and spanId are lowercase hex by construction (trace-context.ts makes or validates them); the
+      // parent's id and tracestate are escaped anyway, as everything that came from a client is.
+      out.write(
+        `${i ? ',' : ''}{"traceId":"${s.traceId}","spanId":"${s.spanId}"${s.parentSpanId !== undefined ? `,"parentSpanId":${JSON.stringify(s.parentSpanId)}` : ''}` +
+          `${s.traceState !== undefined ? `,"traceState":${JSON.stringify(s.traceState)}` : ''}${sh.spanName}${unixNano(s.startMs)}","endTimeUnixNano":"${unixNano(s.endMs)}"` +
+          `,"attributes":[${sh.spanAttrs}${valueJson(requestId)}}${session ? `,{"key":"octelium.session","value":${valueJson(session)}}` : ''}]` +
+          `${sh.spanStatus}${FLAG_SAMPLED | FLAG_HAS_IS_REMOTE | (s.parentSpanId ? FLAG_IS_REMOTE : 0)}}`,
+      );
+    }
+    out.write(']}]}]}');
+  }
+
+  /** An ExportLogsServiceRequest with the items' AccessLogs, correlated with their spans when they have one. */
+  logs(items: readonly ExportItem[], out: ByteBuffer): void {
+    out.write(this.#logsHead);
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i], s = it.span, sh = this.#shape(it.facts);
+      out.write(`${i ? ',' : ''}{"timeUnixNano":"${unixNano(Date.parse(it.facts[13]))}","observedTimeUnixNano":"${unixNano(it.observedMs ?? Date.now())}${sh.logSeverity}`);
+      out.write(JSON.stringify(it.body)); // most of the request's bytes: written on its own, not copied into a longer string first
+      out.write(
+        `},"eventName":"octelium.accesslog","attributes":[${sh.logAttrs}],"droppedAttributesCount":0` +
+          `${s ? `,"flags":${s.sampled ? FLAG_SAMPLED : 0},"traceId":"${s.traceId}","spanId":"${s.spanId}"` : ''}}`,
+      );
+    }
+    out.write(']}]}]}');
+  }
 }
