@@ -61,60 +61,65 @@ function unknownPrimitive(ctx: GatewayContext, m: JsonRpcMessage, kind: Primitiv
  * list filtering in JSON and SSE, keep-alives).
  */
 export function mcpProtocolStage(d: McpStageDeps): GatewayStage {
-  return async function mcpProtocol(ctx: GatewayContext): Promise<void> {
+  return function mcpProtocol(ctx: GatewayContext): void | Promise<void> {
     const settings = mcpSettings(ctx.entry!.spec);
-    if (!settings) return;
-    // Responses may be rewritten; compressed ones could not be, so ask the upstream for identity.
-    ctx.upstreamHeaders['accept-encoding'] = 'identity';
-    const service = ctx.service!.metadata.name;
-    const owner = ownerOf(ctx);
-    const method = ctx.req.method ?? 'GET';
-    let body: unknown;
-    if (method === 'POST' && String(ctx.req.headers['content-type'] ?? '').includes('json')) {
-      body = await parseBody(ctx);
-      if (ctx.responded) return;
-    }
-    const era = eraOf(ctx.req.headers, body);
-    const sid = era.modern ? undefined : headerValue(ctx, 'mcp-session-id');
-    // The same answer for "never seen" and "someone else's": a session id must not be probeable.
-    if (sid && d.sessions.check(service, sid, owner) !== 'ok') throw new OcteliumError('MCP_SESSION_NOT_FOUND', 'Session not found');
-
-    const filtering = settings.filterLists && !ctx.anonymous;
-    let vis: Visibility | undefined;
-    const visibility = () => (vis ??= new Visibility(d.policy, ctx, era.modern ? asMessage(body)?.params?._meta : undefined));
-    const lists = new Map<string, ListMethod>();
-    const track = (m: JsonRpcMessage) => {
-      const k = idKey(m.id);
-      if (!k || typeof m.method !== 'string' || !LIST_METHODS.has(m.method)) return;
-      lists.set(k, m.method as ListMethod);
-      if (sid && filtering) d.sessions.trackList(service, sid, k, m.method as ListMethod);
-    };
-
-    if (Array.isArray(body)) {
-      if (!batchesAllowed(era) || !body.length) {
-        const why = body.length ? `JSON-RPC batches are not allowed in protocol version ${era.version}` : 'empty JSON-RPC batch';
-        return respondRpcError(ctx, 400, null, RpcCode.INVALID_REQUEST, why, new OcteliumError('INVALID_ARGUMENT', why), undefined, corsOf(ctx));
-      }
-      if (!ctx.anonymous) ctx.decision = decideBatch(d, ctx, body);
-      for (const el of body) if (isObject(el)) track(el as JsonRpcMessage);
-    } else if (isObject(body)) {
-      const m = body as JsonRpcMessage;
-      if (era.modern) {
-        const mismatch = headerMismatch(ctx.req.headers, m);
-        if (mismatch) return respondRpcError(ctx, 400, rpcIdOf(m), RpcCode.HEADER_MISMATCH, `HeaderMismatch: ${mismatch}`, new OcteliumError('MCP_HEADER_MISMATCH', mismatch), undefined, corsOf(ctx));
-      }
-      const use = ctx.anonymous ? undefined : useOf(m);
-      if (use) {
-        const decision = use.decides ? d.authorize(buildFacts(ctx)) : undefined;
-        if (decision) ctx.decision = decision; // the authorize stage reuses it
-        if ((!decision || !decision.allowed) && !visibility().visible(use.kind, use.key) && visibility().canList(use.kind)) {
-          return unknownPrimitive(ctx, m, use.kind, use.key, era, decision);
-        }
-      }
-      track(m);
-    }
-    registerTransforms(d, ctx, settings, { service, owner, sid, era, method, filtering, lists, visibility });
+    // Not an MCP Service: no async frame and promise for it.
+    if (settings) return checkMcpRequest(d, ctx, settings);
   };
+}
+
+async function checkMcpRequest(d: McpStageDeps, ctx: GatewayContext, settings: NonNullable<ReturnType<typeof mcpSettings>>): Promise<void> {
+  // Responses may be rewritten; compressed ones could not be, so ask the upstream for identity.
+  ctx.upstreamHeaders['accept-encoding'] = 'identity';
+  const service = ctx.service!.metadata.name;
+  const owner = ownerOf(ctx);
+  const method = ctx.req.method ?? 'GET';
+  let body: unknown;
+  if (method === 'POST' && String(ctx.req.headers['content-type'] ?? '').includes('json')) {
+    body = await parseBody(ctx);
+    if (ctx.responded) return;
+  }
+  const era = eraOf(ctx.req.headers, body);
+  const sid = era.modern ? undefined : headerValue(ctx, 'mcp-session-id');
+  // The same answer for "never seen" and "someone else's": a session id must not be probeable.
+  if (sid && d.sessions.check(service, sid, owner) !== 'ok') throw new OcteliumError('MCP_SESSION_NOT_FOUND', 'Session not found');
+
+  const filtering = settings.filterLists && !ctx.anonymous;
+  let vis: Visibility | undefined;
+  const visibility = () => (vis ??= new Visibility(d.policy, ctx, era.modern ? asMessage(body)?.params?._meta : undefined));
+  const lists = new Map<string, ListMethod>();
+  const track = (m: JsonRpcMessage) => {
+    const k = idKey(m.id);
+    if (!k || typeof m.method !== 'string' || !LIST_METHODS.has(m.method)) return;
+    lists.set(k, m.method as ListMethod);
+    if (sid && filtering) d.sessions.trackList(service, sid, k, m.method as ListMethod);
+  };
+
+  if (Array.isArray(body)) {
+    if (!batchesAllowed(era) || !body.length) {
+      const why = body.length ? `JSON-RPC batches are not allowed in protocol version ${era.version}` : 'empty JSON-RPC batch';
+      return respondRpcError(ctx, 400, null, RpcCode.INVALID_REQUEST, why, new OcteliumError('INVALID_ARGUMENT', why), undefined, corsOf(ctx));
+    }
+    if (!ctx.anonymous) ctx.decision = decideBatch(d, ctx, body);
+    for (const el of body) if (isObject(el)) track(el as JsonRpcMessage);
+  } else if (isObject(body)) {
+    const m = body as JsonRpcMessage;
+    if (era.modern) {
+      const mismatch = headerMismatch(ctx.req.headers, m);
+      if (mismatch) return respondRpcError(ctx, 400, rpcIdOf(m), RpcCode.HEADER_MISMATCH, `HeaderMismatch: ${mismatch}`, new OcteliumError('MCP_HEADER_MISMATCH', mismatch), undefined, corsOf(ctx));
+    }
+    const use = ctx.anonymous ? undefined : useOf(m);
+    if (use) {
+      // The facts are final here (body parsed, no plugin ran yet): the authorize stage reuses them and their CEL activation.
+      const decision = use.decides ? d.authorize((ctx.facts ??= buildFacts(ctx))) : undefined;
+      if (decision) ctx.decision = decision; // the authorize stage reuses it
+      if ((!decision || !decision.allowed) && !visibility().visible(use.kind, use.key) && visibility().canList(use.kind)) {
+        return unknownPrimitive(ctx, m, use.kind, use.key, era, decision);
+      }
+    }
+    track(m);
+  }
+  registerTransforms(d, ctx, settings, { service, owner, sid, era, method, filtering, lists, visibility });
 }
 
 /** 2025-03-26 batch: every request in it is authorized on its own; one denial rejects the batch. */

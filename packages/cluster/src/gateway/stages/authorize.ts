@@ -6,7 +6,8 @@ import { buildFacts } from '../facts.js';
 /** authorize: CEL policies decide (DENY beats ALLOW; no match = deny; errors = deny); then dynamic routing picks a config. */
 export function authorizeStage(deps: GatewayDeps) {
   return function authorize(ctx: GatewayContext): void {
-    const facts = (ctx.facts = buildFacts(ctx));
+    // Built here once the body is settled (an MCP stage before may have built them already, for the same request).
+    const facts = (ctx.facts ??= buildFacts(ctx));
     if (!ctx.anonymous) {
       // A beforeAuthorize stage may have decided already (MCP: one decision per JSON-RPC batch element).
       ctx.decision ??= deps.authorize(facts);

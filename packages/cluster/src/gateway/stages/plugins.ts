@@ -40,44 +40,50 @@ function shouldRun(deps: GatewayDeps, ctx: GatewayContext, p: Plugin): boolean {
 
 /** plugins: header config, then each enabled plugin of the config in effect, in phase order, whose `condition` holds. */
 export function pluginsStage(deps: GatewayDeps) {
-  return async function plugins(ctx: GatewayContext): Promise<void> {
+  return function plugins(ctx: GatewayContext): void | Promise<void> {
     applyHeaderConfig(ctx);
-    for (const p of pluginsFor(ctx.entry!, ctx.dynamicConfigName)) {
-      if (!shouldRun(deps, ctx, p)) continue;
-      ctx.facts ??= buildFacts(ctx);
-      const run = { name: p.name, type: pluginType(p), outcome: 'continue' } as GatewayContext['plugins'][number];
-      ctx.plugins.push(run);
-      const seen = { path: ctx.upstreamPath, body: ctx.body };
-      try {
-        if (p.path) {
-          const q = ctx.upstreamPath.indexOf('?');
-          let path = q < 0 ? ctx.upstreamPath : ctx.upstreamPath.slice(0, q);
-          const query = q < 0 ? '' : ctx.upstreamPath.slice(q);
-          if (p.path.removePrefix && path.startsWith(p.path.removePrefix)) path = path.slice(p.path.removePrefix.length) || '/';
-          if (p.path.addPrefix) path = p.path.addPrefix.replace(/\/+$/, '') + (path.startsWith('/') ? path : '/' + path);
-          ctx.upstreamPath = path + query;
-          run.outcome = 'rewritten';
-        } else if (p.direct) {
-          respondFromPlugin(ctx, p.direct.statusCode, p.direct.headers ?? {}, p.direct.body?.inline ?? '');
+    const list = pluginsFor(ctx.entry!, ctx.dynamicConfigName);
+    // Most Services have no plugins: no async frame and promise for them.
+    if (list.length) return runPlugins(deps, ctx, list);
+  };
+}
+
+async function runPlugins(deps: GatewayDeps, ctx: GatewayContext, list: readonly Plugin[]): Promise<void> {
+  for (const p of list) {
+    if (!shouldRun(deps, ctx, p)) continue;
+    ctx.facts ??= buildFacts(ctx);
+    const run = { name: p.name, type: pluginType(p), outcome: 'continue' } as GatewayContext['plugins'][number];
+    ctx.plugins.push(run);
+    const seen = { path: ctx.upstreamPath, body: ctx.body };
+    try {
+      if (p.path) {
+        const q = ctx.upstreamPath.indexOf('?');
+        let path = q < 0 ? ctx.upstreamPath : ctx.upstreamPath.slice(0, q);
+        const query = q < 0 ? '' : ctx.upstreamPath.slice(q);
+        if (p.path.removePrefix && path.startsWith(p.path.removePrefix)) path = path.slice(p.path.removePrefix.length) || '/';
+        if (p.path.addPrefix) path = p.path.addPrefix.replace(/\/+$/, '') + (path.startsWith('/') ? path : '/' + path);
+        ctx.upstreamPath = path + query;
+        run.outcome = 'rewritten';
+      } else if (p.direct) {
+        respondFromPlugin(ctx, p.direct.statusCode, p.direct.headers ?? {}, p.direct.body?.inline ?? '');
+        run.outcome = 'responded';
+        return;
+      } else {
+        const rt = deps.pluginRuntimes.find((r) => r.applies(p));
+        if (!rt) throw new OcteliumError('PLUGIN_FAILED', `plugin "${p.name}": no runtime for this plugin type`);
+        await rt.onRequest(p, ctx);
+        if (ctx.responded) {
           run.outcome = 'responded';
           return;
-        } else {
-          const rt = deps.pluginRuntimes.find((r) => r.applies(p));
-          if (!rt) throw new OcteliumError('PLUGIN_FAILED', `plugin "${p.name}": no runtime for this plugin type`);
-          await rt.onRequest(p, ctx);
-          if (ctx.responded) {
-            run.outcome = 'responded';
-            return;
-          }
         }
-        // Facts are built once, and rebuilt here explicitly: later plugin conditions see the rewritten path and body.
-        if (ctx.upstreamPath !== seen.path || ctx.body !== seen.body) ctx.facts = buildFacts(ctx);
-      } catch (err) {
-        const e = err instanceof OcteliumError ? err : new OcteliumError('PLUGIN_FAILED', `plugin "${p.name}" failed: ${(err as Error).message}`);
-        run.outcome = e.code === 'OCT_ERR_PLUGIN_EXIT' ? 'exit' : 'error';
-        run.error = e.message;
-        throw e;
       }
+      // Facts are built once, and rebuilt here explicitly: later plugin conditions see the rewritten path and body.
+      if (ctx.upstreamPath !== seen.path || ctx.body !== seen.body) ctx.facts = buildFacts(ctx);
+    } catch (err) {
+      const e = err instanceof OcteliumError ? err : new OcteliumError('PLUGIN_FAILED', `plugin "${p.name}" failed: ${(err as Error).message}`);
+      run.outcome = e.code === 'OCT_ERR_PLUGIN_EXIT' ? 'exit' : 'error';
+      run.error = e.message;
+      throw e;
     }
-  };
+  }
 }
