@@ -1,7 +1,7 @@
 import type { Resource } from '@octelium-ts/shared';
 import type { RequestFacts } from '../gateway/request-facts.js';
 import type { Activation } from './cel.js';
-import { LazyStringMap, emptyMap, toCel, type CelMap } from './values.js';
+import { emptyMap, stringMap, toCel, type CelMap } from './values.js';
 
 /**
  * Resources in the store are replaced, never mutated, on update, so a converted copy can be kept per
@@ -40,8 +40,8 @@ export function buildActivation(facts: RequestFacts, namespace: Resource | undef
       req.set('uri', http.uri ?? '');
       req.set('scheme', http.scheme ?? '');
       req.set('host', http.host ?? '');
-      req.set('headers', new LazyStringMap(http.headers, true));
-      req.set('query', new LazyStringMap(http.query, false));
+      req.set('headers', stringMap(http.headers, true));
+      req.set('query', stringMap(http.query, false));
       req.set('bodyMap', http.bodyMap === undefined ? emptyMap() : toCel(http.bodyMap));
       if (http.body !== undefined) req.set('body', http.body);
     }

@@ -51,79 +51,16 @@ export function toCel(value: unknown, depth = 0): unknown {
   }
 }
 
-/**
- * A string-to-string map (headers, query) as a CEL map, made on first use: most policies never read the request's
- * headers or query, and building a Map of every header for each request was ~1 KB of garbage and a share of the
- * policy's CPU. cel-js reads maps only through `instanceof Map`, `constructor === Map` (its type switch, hence the
- * `constructor` below) and Map's methods, every one of which fills the map first.
- */
-export class LazyStringMap extends Map<string, unknown> {
-  #source: Record<string, string> | undefined;
-  readonly #lowerKeys: boolean;
-
-  constructor(source: Record<string, string> | undefined, lowerKeys: boolean) {
-    super();
-    this.#source = source;
-    this.#lowerKeys = lowerKeys;
+/** A string-to-string map (headers, query) as a CEL map, optionally lower-casing keys. */
+export function stringMap(m: Record<string, string> | undefined, lowerKeys: boolean): CelMap {
+  const out: CelMap = new Map();
+  if (!m) return out;
+  for (const key of Object.keys(m)) {
+    const v = m[key];
+    if (typeof v === 'string') out.set(lowerKeys ? key.toLowerCase() : key, v);
   }
-
-  #fill(): void {
-    const m = this.#source;
-    if (!m) return;
-    this.#source = undefined;
-    for (const key of Object.keys(m)) {
-      const v = m[key];
-      if (typeof v === 'string') super.set(this.#lowerKeys ? key.toLowerCase() : key, v);
-    }
-  }
-
-  override get(key: string): unknown {
-    this.#fill();
-    return super.get(key);
-  }
-  override has(key: string): boolean {
-    this.#fill();
-    return super.has(key);
-  }
-  override get size(): number {
-    this.#fill();
-    return super.size;
-  }
-  override set(key: string, value: unknown): this {
-    this.#fill();
-    return super.set(key, value);
-  }
-  override delete(key: string): boolean {
-    this.#fill();
-    return super.delete(key);
-  }
-  override clear(): void {
-    this.#source = undefined;
-    super.clear();
-  }
-  override keys(): MapIterator<string> {
-    this.#fill();
-    return super.keys();
-  }
-  override values(): MapIterator<unknown> {
-    this.#fill();
-    return super.values();
-  }
-  override entries(): MapIterator<[string, unknown]> {
-    this.#fill();
-    return super.entries();
-  }
-  override forEach(fn: (value: unknown, key: string, map: Map<string, unknown>) => void, thisArg?: unknown): void {
-    this.#fill();
-    super.forEach(fn, thisArg);
-  }
-  override [Symbol.iterator](): MapIterator<[string, unknown]> {
-    this.#fill();
-    return super[Symbol.iterator]();
-  }
+  return out;
 }
-// cel-js picks a value's CEL type with `switch (v.constructor)`: a lazy map must type as a map.
-Object.defineProperty(LazyStringMap.prototype, 'constructor', { value: Map, writable: true, configurable: true });
 
 export function emptyMap(): CelMap {
   return new Map();
