@@ -225,6 +225,21 @@ describe('CEL ctx', () => {
     assert.equal(ev('ctx.request.http.bodyMap.method == "x"'), false);
   });
 
+  test('headers and query behave as maps in every CEL form', () => {
+    const o: FactOpts = { headers: { 'x-a': '1', 'X-B': 'two' }, query: { page: '2', q: 'x' } };
+    const h = 'ctx.request.http.headers';
+    for (const expr of [
+      `${h}["x-a"] == "1"`, `${h}["x-b"] == "two"`, `"x-a" in ${h}`, `!("x-c" in ${h})`, `has(${h}.x_c) == false`,
+      `size(${h}) == 2`, `${h}.size() == 2`, `${h}.exists(k, k == "x-b")`, `${h}.all(k, ${h}[k] != "")`,
+      `${h} == {"x-a": "1", "x-b": "two"}`, `{"x-b": "two", "x-a": "1"} == ${h}`, `${h} != {"x-a": "1"}`,
+      `type(${h}) == map`, `${h}.map(k, k).size() == 2`, `${h}.filter(k, k.startsWith("x-")).size() == 2`,
+      'ctx.request.http.query.page == "2" && size(ctx.request.http.query) == 2',
+      'type(ctx.request.http.query) == map && ctx.request.http.query.exists_one(k, k == "q")',
+    ]) assert.equal(ev(expr, o), true, expr);
+    assert.equal(ev(`${h}["x-a"] == "2"`, o), false);
+    assert.equal(ev('size(ctx.request.http.query) == 0'), true, 'no query: an empty map');
+  });
+
   test('request fields: method, path, uri, scheme, host, lower-case headers, query, raw body', () => {
     const o: FactOpts = { method: 'GET', path: '/v1/items', query: { page: '2' }, headers: { 'X-Custom-Header': 'abc', accept: 'text/plain' }, rawBody: 'hello' };
     assert.equal(ev('ctx.request.http.method == "GET" && ctx.request.http.path.startsWith("/v1/")', o), true);
