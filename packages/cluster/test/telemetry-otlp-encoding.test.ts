@@ -9,7 +9,7 @@ import { ByteBuffer } from '../src/telemetry/byte-buffer.js';
 import { formatTraceParent, newSpanId, newTraceId, parseTraceParent } from '../src/telemetry/trace-context.js';
 import type { AccessLog } from '@octelium-ts/shared';
 import { logAttributes, spanError, spanName, spanOnlyAttributes, type LogFacts } from '../src/telemetry/attributes.js';
-import { decodeItems, encodeItem, type ExportItem, type ItemSpan } from '../src/telemetry/export-item.js';
+import { decodeItems, encodeItem, exportItem, itemFacts, type ExportItem, type ItemSpan } from '../src/telemetry/export-item.js';
 
 const T = '4bf92f3577b34da6a3ce929d0e0e4736', S = '00f067aa0ba902b7';
 
@@ -42,10 +42,10 @@ const reference = {
     };
   },
   log(it: ExportItem) {
-    const s = it.span, allowed = it.facts[0] === 'ALLOWED';
+    const s = it.span, f = itemFacts(it), allowed = f[0] === 'ALLOWED';
     return {
-      timeUnixNano: unixNano(Date.parse(it.facts[13])), observedTimeUnixNano: unixNano(it.observedMs!), severityNumber: allowed ? 9 : 13, severityText: allowed ? 'INFO' : 'WARN',
-      body: { stringValue: it.body }, eventName: 'octelium.accesslog', attributes: attributes(logAttributes(it.facts)), droppedAttributesCount: 0,
+      timeUnixNano: unixNano(Date.parse(f[13])), observedTimeUnixNano: unixNano(it.observedMs!), severityNumber: allowed ? 9 : 13, severityText: allowed ? 'INFO' : 'WARN',
+      body: { stringValue: it.body }, eventName: 'octelium.accesslog', attributes: attributes(logAttributes(f)), droppedAttributesCount: 0,
       flags: s ? (s.sampled ? 1 : 0) : undefined, traceId: s?.traceId, spanId: s?.spanId,
     };
   },
@@ -63,10 +63,8 @@ function encode(enc: OtlpJsonEncoder, kind: 'spans' | 'logs', items: ExportItem[
 
 test('OTLP/JSON: spans and log records carry the fields the SDK sent (ids, flags, nanosecond times, status, attributes)', () => {
   const facts: LogFacts = ['DENIED', 502, 'u', 's', 'default', 'tools/call', 'add', 'POST', '/mcp', 'POLICY', 'req-1', 'sess', 'UPSTREAM_FAILED', '2026-12-01T00:00:00.123Z'];
-  const item: ExportItem = {
-    span: { traceId: T, spanId: S, parentSpanId: '1111111111111111', traceState: 'vendor=abc', sampled: true, startMs: 1764547200123.456, endMs: 1764547200125.5 },
-    log: true, facts, body: '{"kind":"AccessLog","x":"a\\"b"}', observedMs: 1764547201000,
-  };
+  const itemSpan: ItemSpan = { traceId: T, spanId: S, parentSpanId: '1111111111111111', traceState: 'vendor=abc', sampled: true, startMs: 1764547200123.456, endMs: 1764547200125.5 };
+  const item = exportItem(itemSpan, true, facts, '{"kind":"AccessLog","x":"a\\"b"}', 1764547201000);
   const enc = new OtlpJsonEncoder('octelium-cluster', 'octelium-ts/gateway');
   const traces = JSON.parse(encode(enc, 'spans', [item]));
   const rs = traces.resourceSpans[0];
@@ -83,7 +81,7 @@ test('OTLP/JSON: spans and log records carry the fields the SDK sent (ids, flags
   });
   assert.equal(span.attributes[1].value.intValue, 502);
   const plainFacts: LogFacts = ['ALLOWED', 200, '', 'svc', '', '', '', 'GET', '/x', 'POLICY', 'req-2', '', '', '2026-12-01T00:00:00.123Z'];
-  const rootItem: ExportItem = { ...item, span: { ...item.span!, parentSpanId: undefined, traceState: undefined }, facts: plainFacts };
+  const rootItem = exportItem({ ...itemSpan, parentSpanId: undefined, traceState: undefined }, true, plainFacts, '{}', 0);
   const root = JSON.parse(encode(enc, 'spans', [rootItem])).resourceSpans[0].scopeSpans[0].spans[0];
   assert.equal(root.flags, 0x101, 'a root span: is-remote known, not remote');
   assert.deepEqual(root.status, { code: 0 });
@@ -96,7 +94,7 @@ test('OTLP/JSON: spans and log records carry the fields the SDK sent (ids, flags
   assert.equal(rec.observedTimeUnixNano, '1764547201000000000');
   assert.deepEqual([rec.severityNumber, rec.severityText, rec.eventName, rec.flags, rec.traceId, rec.spanId], [13, 'WARN', 'octelium.accesslog', 1, T, S]);
   assert.deepEqual(decodeAttributes(rec.attributes), { status: 'DENIED', 'http.response.status_code': 502, user: 'u', service: 's', namespace: 'default', 'mcp.method': 'tools/call', 'mcp.tool': 'add' });
-  const plain = JSON.parse(encode(enc, 'logs', [{ log: true, facts: plainFacts, body: '{}', observedMs: 0 }])).resourceLogs[0].scopeLogs[0].logRecords[0];
+  const plain = JSON.parse(encode(enc, 'logs', [exportItem(undefined, true, plainFacts, '{}', 0)])).resourceLogs[0].scopeLogs[0].logRecords[0];
   assert.deepEqual([plain.severityText, plain.traceId, plain.flags], ['INFO', undefined, undefined]);
 });
 
@@ -113,23 +111,24 @@ test('OTLP/JSON: the text is exactly JSON.stringify of the SDK-shaped records, f
       traceId: newTraceId(), spanId: newSpanId(), sampled: i % 10 !== 3, startMs: 1764547200123.456 + i, endMs: 1764547200125.0004 + i,
       ...(i % 3 === 0 ? { parentSpanId: newSpanId() } : {}), ...(i % 5 === 0 ? { traceState: `v=${o(1).slice(0, 20)}` } : {}),
     };
-    items.push({ span, log: true, facts, body: JSON.stringify({ kind: 'AccessLog', n: i, s: o(2), t: o(3) }), observedMs: 1764547201000.25 + i });
+    items.push(exportItem(span, true, facts, JSON.stringify({ kind: 'AccessLog', n: i, s: o(2), t: o(3) }), 1764547201000.25 + i));
   }
   const enc = new OtlpJsonEncoder('octelium-cluster', 'octelium-ts/gateway');
   const out = new ByteBuffer(16); // grows many times
   for (const batch of [items, items.slice(0, 1), items.slice(300), items]) { // shape cache: cold, warm, cleared past its bound
     const withSpans = batch.filter((it) => it.span?.sampled);
-    assert.equal(encode(enc, 'spans', withSpans, out), reference.envelope('spans', withSpans.map((it) => reference.span(it.span!, it.facts))));
+    assert.equal(encode(enc, 'spans', withSpans, out), reference.envelope('spans', withSpans.map((it) => reference.span(it.span!, itemFacts(it)))));
     assert.equal(encode(enc, 'logs', batch, out), reference.envelope('logs', batch.map((it) => reference.log(it))));
   }
   assert.equal(encode(enc, 'logs', [], out), reference.envelope('logs', []));
+  assert.deepEqual([unixNano(1764547200999.9996), unixNano(NaN), unixNano(-1)], ['1764547201000000000', '0', '0'], 'rounded to the µs; a time that is not one is 0');
 });
 
 test('OTLP/JSON: records whose facts differ only in where a string is split get their own attributes (no shared cache entry)', () => {
   const base: LogFacts = ['ALLOWED', 200, 'ab', 'c', '', '', '', 'GET', '/x', 'POLICY', 'r', '', '', '2026-12-01T00:00:00.000Z'];
   const moved: LogFacts = ['ALLOWED', 200, 'a', 'bc', '', '', '', 'GET', '/x', 'POLICY', 'r', '', '', '2026-12-01T00:00:00.000Z'];
   const enc = new OtlpJsonEncoder('octelium-cluster', 'octelium-ts/gateway');
-  const recs = JSON.parse(encode(enc, 'logs', [base, moved].map((facts) => ({ log: true, facts, body: '{}', observedMs: 0 })))).resourceLogs[0].scopeLogs[0].logRecords;
+  const recs = JSON.parse(encode(enc, 'logs', [base, moved].map((facts) => exportItem(undefined, true, facts, '{}', 0)))).resourceLogs[0].scopeLogs[0].logRecords;
   assert.deepEqual(recs.map((r: { attributes: [] }) => decodeAttributes(r.attributes)).map((a: Record<string, unknown>) => [a.user, a.service]), [['ab', 'c'], ['a', 'bc']]);
 });
 
@@ -137,9 +136,11 @@ test('export items cross to the worker intact (the AccessLog text is not re-esca
   const log = { kind: 'AccessLog', metadata: { id: 'r', createdAt: '2026-12-01T00:00:00.000Z' }, entry: { common: { status: 'ALLOWED', reason: { type: 'POLICY' }, serviceRef: { name: 's' } }, info: { http: { request: { method: 'POST', path: '/mcp', bodyMap: { jsonrpc: '2.0', method: 'tools/list' } }, response: { code: 200 } } } } } as unknown as AccessLog;
   const body = JSON.stringify(log);
   const span = { traceId: T, spanId: S, sampled: false, startMs: 1.5, endMs: 2.5 };
-  const [a, b] = decodeItems([encodeItem(span, true, log, body), encodeItem(undefined, false, log, body)].join('\n'));
-  assert.deepEqual(a, { span, log: true, facts: ['ALLOWED', 200, '', 's', '', 'tools/list', '', 'POST', '/mcp', 'POLICY', 'r', '', '', '2026-12-01T00:00:00.000Z'], body });
-  assert.deepEqual([b.span, b.log, b.body], [undefined, false, body]);
+  const facts: LogFacts = ['ALLOWED', 200, '', 's', '', 'tools/list', '', 'POST', '/mcp', 'POLICY', 'r', '', '', '2026-12-01T00:00:00.000Z'];
+  const [a, b] = decodeItems([encodeItem(span, true, log, body), 'not json\n[]\n{}', encodeItem(undefined, false, log, body)].join('\n'));
+  assert.deepEqual(a, { span, log: true, labels: JSON.stringify(['ALLOWED', 200, '', 's', '', 'tools/list', '', 'POST', '/mcp', 'POLICY', '']), requestId: 'r', session: '', createdAt: '2026-12-01T00:00:00.000Z', body });
+  assert.deepEqual(itemFacts(a), facts);
+  assert.deepEqual([b.span, b.log, b.body], [undefined, false, body], 'an unreadable item is left out, the next one still read');
 });
 
 test('OTLP/HTTP sender: retries 503 (honouring Retry-After), gives up at once on 400, sends the headers', async () => {

@@ -1,6 +1,6 @@
 import { logAttributes, spanError, spanName, spanOnlyAttributes, type Attributes, type LogFacts } from './attributes.js';
 import type { ByteBuffer } from './byte-buffer.js';
-import type { ExportItem } from './export-item.js';
+import { itemFacts, type ExportItem } from './export-item.js';
 
 /**
  * OTLP/JSON (the OTLP/HTTP JSON encoding, opentelemetry-proto's JSON mapping) written straight from export items
@@ -53,14 +53,17 @@ function attributesJson(a: Attributes): string {
   return JSON.stringify(attributes(a)).slice(1, -1);
 }
 
-/** Epoch milliseconds (fractional) as a decimal string of nanoseconds, exact to the microsecond, beyond 2^53. */
+/**
+ * Epoch milliseconds (fractional) as a decimal string of nanoseconds, to the microsecond: nanoseconds are beyond
+ * 2^53, microseconds are not (until the year 2255). A time that is not a number (an unreadable createdAt) is 0,
+ * which receivers accept, rather than text that would get the whole batch refused.
+ */
 export function unixNano(ms: number): string {
-  const whole = Math.floor(ms);
-  const micros = Math.min(999, Math.round((ms - whole) * 1000));
-  return `${whole}${String(micros).padStart(3, '0')}000`;
+  const micros = Math.round(ms * 1000);
+  return Number.isFinite(micros) && micros >= 0 ? `${micros}000` : '0';
 }
 
-/** The serialized parts of a span and a log record that depend only on the facts in shapeKey. */
+/** The serialized parts of a span and a log record that depend only on an item's labels (export-item.ts). */
 interface Shape {
   /** `,"name":…,"kind":2,"startTimeUnixNano":"` */
   spanName: string;
@@ -72,15 +75,6 @@ interface Shape {
   logSeverity: string;
   /** The log record's attributes, without brackets. */
   logAttrs: string;
-}
-
-/**
- * The facts a shape depends on, as a key no two different fact lists share: each is preceded by its length
- * (a separator character could occur inside a user or path and make two lists collide).
- */
-function shapeKey(f: LogFacts): string {
-  const [status, code, user, service, namespace, mcpMethod, mcpTool, method, path, reason, , , errorCode] = f;
-  return `${status.length}:${status}${code}|${user.length}:${user}${service.length}:${service}${namespace.length}:${namespace}${mcpMethod.length}:${mcpMethod}${mcpTool.length}:${mcpTool}${method.length}:${method}${path.length}:${path}${reason.length}:${reason}${errorCode.length}:${errorCode}`;
 }
 
 function makeShape(f: LogFacts): Shape {
@@ -106,6 +100,10 @@ export class OtlpJsonEncoder {
   readonly #shapes = new Map<string, Shape>();
   readonly #spansHead: string;
   readonly #logsHead: string;
+  #lastCreatedAt = '';
+  #lastCreatedNano = '';
+  #lastObservedMs = NaN;
+  #lastObservedNano = '';
 
   constructor(serviceName: string, scope: string) {
     const resource = JSON.stringify({ attributes: attributes({ 'service.name': serviceName }), droppedAttributesCount: 0 });
@@ -114,28 +112,44 @@ export class OtlpJsonEncoder {
     this.#logsHead = `{"resourceLogs":[{"resource":${resource},"scopeLogs":[{"scope":${scopeJson},"logRecords":[`;
   }
 
-  #shape(f: LogFacts): Shape {
-    const key = shapeKey(f);
-    let s = this.#shapes.get(key);
+  /** Keyed by the labels' JSON text, as the request thread wrote it: no key to build, and no two label lists share one. */
+  #shape(it: ExportItem): Shape {
+    let s = this.#shapes.get(it.labels);
     if (!s) {
       if (this.#shapes.size >= MAX_SHAPES) this.#shapes.clear();
-      this.#shapes.set(key, (s = makeShape(f)));
+      this.#shapes.set(it.labels, (s = makeShape(itemFacts(it))));
     }
     return s;
+  }
+
+  /** The log time: consecutive AccessLogs are often made in the same millisecond, so the last one is kept. */
+  #timeUnixNano(createdAt: string): string {
+    if (createdAt !== this.#lastCreatedAt) {
+      this.#lastCreatedAt = createdAt;
+      this.#lastCreatedNano = unixNano(Date.parse(createdAt));
+    }
+    return this.#lastCreatedNano;
+  }
+
+  #observedUnixNano(ms: number): string {
+    if (ms !== this.#lastObservedMs) {
+      this.#lastObservedMs = ms;
+      this.#lastObservedNano = unixNano(ms);
+    }
+    return this.#lastObservedNano;
   }
 
   /** An ExportTraceServiceRequest with the items' spans (each item must have one). */
   spans(items: readonly ExportItem[], out: ByteBuffer): void {
     out.write(this.#spansHead);
     for (let i = 0; i < items.length; i++) {
-      const s = items[i].span!, f = items[i].facts, sh = this.#shape(f);
-      const [, , , , , , , , , , requestId, session] = f;
+      const it = items[i], s = it.span!, sh = this.#shape(it), session = it.session;
       // traceId and spanId are lowercase hex by construction (trace-context.ts makes or validates them); the
       // parent's id and tracestate are escaped anyway, as everything that came from a client is.
       out.write(
         `${i ? ',' : ''}{"traceId":"${s.traceId}","spanId":"${s.spanId}"${s.parentSpanId !== undefined ? `,"parentSpanId":${JSON.stringify(s.parentSpanId)}` : ''}` +
           `${s.traceState !== undefined ? `,"traceState":${JSON.stringify(s.traceState)}` : ''}${sh.spanName}${unixNano(s.startMs)}","endTimeUnixNano":"${unixNano(s.endMs)}"` +
-          `,"attributes":[${sh.spanAttrs}${valueJson(requestId)}}${session ? `,{"key":"octelium.session","value":${valueJson(session)}}` : ''}]` +
+          `,"attributes":[${sh.spanAttrs}${valueJson(it.requestId)}}${session ? `,{"key":"octelium.session","value":${valueJson(session)}}` : ''}]` +
           `${sh.spanStatus}${FLAG_SAMPLED | FLAG_HAS_IS_REMOTE | (s.parentSpanId ? FLAG_IS_REMOTE : 0)}}`,
       );
     }
@@ -146,8 +160,8 @@ export class OtlpJsonEncoder {
   logs(items: readonly ExportItem[], out: ByteBuffer): void {
     out.write(this.#logsHead);
     for (let i = 0; i < items.length; i++) {
-      const it = items[i], s = it.span, sh = this.#shape(it.facts);
-      out.write(`${i ? ',' : ''}{"timeUnixNano":"${unixNano(Date.parse(it.facts[13]))}","observedTimeUnixNano":"${unixNano(it.observedMs ?? Date.now())}${sh.logSeverity}`);
+      const it = items[i], s = it.span, sh = this.#shape(it);
+      out.write(`${i ? ',' : ''}{"timeUnixNano":"${this.#timeUnixNano(it.createdAt)}","observedTimeUnixNano":"${this.#observedUnixNano(it.observedMs ?? Date.now())}${sh.logSeverity}`);
       out.write(JSON.stringify(it.body)); // most of the request's bytes: written on its own, not copied into a longer string first
       out.write(
         `},"eventName":"octelium.accesslog","attributes":[${sh.logAttrs}],"droppedAttributesCount":0` +

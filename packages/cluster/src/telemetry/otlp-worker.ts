@@ -16,8 +16,9 @@ const pipe = createOtlpPipeline(workerData as NonNullable<ResolvedTelemetryOptio
 
 port.on('message', async (m: ToWorker) => {
   if (m.type === 'items') {
-    let failed = 0;
-    for (const it of decodeItems(m.text)) {
+    const items = decodeItems(m.text);
+    let failed = m.count - items.length;
+    for (const it of items) {
       try {
         pipe.record(it);
       } catch {
