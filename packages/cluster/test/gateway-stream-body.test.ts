@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { PassThrough } from 'node:stream';
+import { CancelController } from '@octelium-ts/shared';
 import type { GatewayContext } from '../src/gateway/context.js';
 import { streamBody, writeBody } from '../src/gateway/stream-body.js';
 import { SseEventSplitter } from '../src/mcp/sse.js';
@@ -26,7 +27,8 @@ class FakeRes extends EventEmitter {
   }
 }
 
-const ctxOf = (res: FakeRes) => ({ res, responseBytes: 0 }) as unknown as GatewayContext & { res: FakeRes };
+/** The parts of a request the writer uses; `abort` is what the pipeline aborts when the client's response closes unfinished. */
+const ctxOf = (res: FakeRes) => ({ res, responseBytes: 0, abort: new CancelController() }) as unknown as GatewayContext & { res: FakeRes };
 
 test('streams chunks as they come, pauses the body while the client is full, counts bytes', async () => {
   const res = new FakeRes(1);
@@ -62,10 +64,18 @@ test('SSE: complete events only, keep-alives while idle, the rest at the end', a
 test('the client going away destroys the body and rejects; a body cut by the upstream rejects with its error', async () => {
   const res = new FakeRes();
   const body = new PassThrough();
-  const gone = streamBody(ctxOf(res), body, []);
-  res.emit('close');
+  const goneCtx = ctxOf(res);
+  const gone = streamBody(goneCtx, body, []);
+  goneCtx.abort.abort();
   await assert.rejects(gone, /client closed/);
   assert.equal(body.destroyed, true);
+  // Already gone before the body started: rejected at once, the body never read.
+  const late = ctxOf(new FakeRes());
+  late.abort.abort();
+  const unread = new PassThrough();
+  await assert.rejects(streamBody(late, unread, []), /client closed/);
+  assert.equal(unread.destroyed, true, 'the body is stopped');
+  assert.deepEqual(late.res.chunks, []);
 
   const cut = new PassThrough();
   const failed = streamBody(ctxOf(new FakeRes()), cut, []);
@@ -81,20 +91,20 @@ test('the client going away destroys the body and rejects; a body cut by the ups
 test('writeBody: a producer that already ended while connecting settles at once; a failing map stops the producer', async () => {
   const res = new FakeRes();
   let detached = 0;
-  await writeBody(ctxOf(res), [], (sink) => {
+  await writeBody(ctxOf(res), [], { attach: (sink) => {
     sink.chunk(Buffer.from('all'));
     sink.end();
     return { resume: () => undefined, stop: () => assert.fail('stopped a finished producer'), detach: () => void detached++ };
-  });
+  } });
   assert.deepEqual(res.chunks, ['all']);
   assert.equal(detached, 1, 'detached once, after connect returned');
 
   let stopped = false;
   let push!: (c: Buffer) => boolean;
-  const failing = writeBody(ctxOf(new FakeRes()), [{ map: () => { throw new Error('bad event'); }, end: () => [] }], (sink) => {
+  const failing = writeBody(ctxOf(new FakeRes()), [{ map: () => { throw new Error('bad event'); }, end: () => [] }], { attach: (sink) => {
     push = (c) => sink.chunk(c);
     return { resume: () => undefined, stop: () => void (stopped = true), detach: () => undefined };
-  });
+  } });
   assert.equal(push(Buffer.from('x')), false, 'the producer is told to hold');
   await assert.rejects(failing, /bad event/);
   assert.equal(stopped, true);

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { OcteliumError } from '@octelium-ts/shared';
 import type { BufferedResponse, GatewayContext } from './context.js';
 import { downstreamResponseHeaders } from './headers.js';
-import { streamBody, writeBody, type BodySink, type BodySource } from './stream-body.js';
+import { streamBody, writeBody, type BodyProducer, type BodySink, type BodySource } from './stream-body.js';
 
 /** What an upstream (direct HTTP or the connect tunnel) answers. */
 export interface UpstreamResponse {
@@ -77,7 +77,7 @@ export async function sendUpstreamResponse(ctx: GatewayContext, up: UpstreamResp
   res.writeHead(up.statusCode, headers);
   if (isSSE) res.flushHeaders();
   const maps = isSSE ? (ctx.responseTransforms ?? []).flatMap((t) => (t.sse ? [t.sse()] : [])) : [];
-  const streamed = up.attach ? writeBody(ctx, maps, (sink) => up.attach!(sink)) : streamBody(ctx, up.body, maps);
+  const streamed = up.attach ? writeBody(ctx, maps, up as BodyProducer) /* has attach */ : streamBody(ctx, up.body, maps);
   // Returned, not awaited: a held response (an idle SSE stream, for hours) keeps no suspended frame of this function
   // (nor of the upstream stage, which returns this promise too), only the body writer's listeners and closures.
   return streamed.then(() => void res.end(), (err: unknown) => {

@@ -21,6 +21,11 @@ export interface BodySource {
   detach(): void;
 }
 
+/** What produces a body: it is handed the sink and answers with the controls the writer needs. */
+export interface BodyProducer {
+  attach(sink: BodySink): BodySource;
+}
+
 /**
  * Writes a streamed upstream body to the client through the body maps in order, with backpressure (the source is
  * held while the client's socket is full), and keep-alives while the body is silent when a map asks for them;
@@ -31,86 +36,136 @@ export interface BodySource {
  *
  * Why events and not `for await`: a response can stay open for hours (an idle MCP SSE stream). An async-iterator
  * loop keeps the stream's iterator, its pending read promise and every generator of the chain alive per stream;
- * here a held stream keeps a few listeners, one closure context and at most one timer.
+ * here a held stream keeps the writer object, its listener and at most one timer.
  */
-export function writeBody(ctx: GatewayContext, maps: BodyMap[], connect: (sink: BodySink) => BodySource): Promise<void> {
-  const { res } = ctx;
-  const idle = maps.find((m) => m.idle)?.idle;
-  return new Promise<void>((resolve, reject) => {
-    let timer: NodeJS.Timeout | undefined;
-    let settled = false;
-    let source: BodySource | undefined;
-    const send = (chunk: Buffer): boolean => {
-      if (!chunk.length) return true;
-      ctx.responseBytes += chunk.length;
-      return res.write(chunk);
-    };
-    const through = (chunks: Buffer[], final: boolean): Buffer[] => {
-      for (const m of maps) {
-        const out: Buffer[] = [];
-        for (const c of chunks) out.push(...m.map(c));
-        if (final) out.push(...m.end());
-        chunks = out;
-      }
-      return chunks;
-    };
-    const done = (err?: unknown) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      source?.detach();
-      res.off('drain', onDrain).off('close', onClose);
-      if (err === undefined) resolve();
-      else reject(err);
-    };
-    const onDrain = () => source?.resume();
-    // The pipeline aborts ctx.abort on the same event (its listener runs first), which the caller checks.
-    const onClose = () => {
-      if (res.writableFinished) return;
-      source?.stop();
-      done(new Error('client closed the response'));
-    };
-    const sink: BodySink = {
-      chunk(c) {
-        if (settled) return false;
-        timer?.refresh();
-        try {
-          if (!maps.length) return send(c);
-          let ok = true;
-          for (const out of through([c], false)) ok = send(out) && ok;
-          return ok;
-        } catch (err) {
-          source?.stop();
-          done(err);
-          return false;
-        }
-      },
-      end() {
-        try {
-          if (maps.length) for (const c of through([], true)) send(c);
-          done();
-        } catch (err) {
-          done(err);
-        }
-      },
-      fail: (err) => done(err),
-    };
-    res.on('drain', onDrain).once('close', onClose);
-    if (idle) {
-      // Written past the maps: they hold partial events back, so what went out so far ends on an event boundary.
-      timer = setTimeout(function keepAlive() {
-        if (!res.writableNeedDrain) send(idle.chunk);
-        timer!.refresh();
-      }, idle.ms);
+export function writeBody(ctx: GatewayContext, maps: BodyMap[], producer: BodyProducer): Promise<void> {
+  return new BodyWriter(ctx, maps).start(producer);
+}
+
+/**
+ * The writer of one response body. One object with methods rather than a closure per role: it runs for every
+ * proxied response, and the closures, the `res` listeners added and removed per response and their `once`
+ * wrappers were a share of each request's CPU and garbage. The client going away is learnt from the request's
+ * cancel signal (the pipeline aborts it when `res` closes unfinished); `drain` is listened for only while the
+ * client's socket is full.
+ */
+class BodyWriter implements BodySink {
+  #settled = false;
+  #source?: BodySource;
+  #timer?: NodeJS.Timeout;
+  #waitingForDrain = false;
+  /** Made the first time the client's socket is full (most responses never fill it). */
+  #onDrain?: () => void;
+  #resolve!: () => void;
+  #reject!: (err: unknown) => void;
+
+  constructor(private readonly ctx: GatewayContext, private readonly maps: BodyMap[]) {}
+
+  start(producer: BodyProducer): Promise<void> {
+    const promise = new Promise<void>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    const signal = this.ctx.abort.signal;
+    if (signal.aborted) {
+      // Gone before the body started: the producer is stopped at once; `chunk` refuses whatever it still hands over.
+      this.#settled = true;
+      const source = producer.attach(this);
+      source.stop();
+      source.detach();
+      this.#reject(new Error('client closed the response'));
+      return promise;
     }
-    source = connect(sink);
-    if (settled) source.detach(); // the producer settled while connecting (a body that had already ended)
-  });
+    signal.addEventListener('abort', this.#onClientGone);
+    const idle = this.maps.find(hasIdle)?.idle;
+    // Written past the maps: they hold partial events back, so what went out so far ends on an event boundary.
+    if (idle) this.#timer = setTimeout(() => this.#keepAlive(idle.chunk), idle.ms);
+    this.#source = producer.attach(this);
+    if (this.#settled) this.#source.detach(); // the producer settled while connecting (a body that had already ended)
+    return promise;
+  }
+
+  chunk(c: Buffer): boolean {
+    if (this.#settled) return false;
+    this.#timer?.refresh();
+    try {
+      if (!this.maps.length) return this.#send(c);
+      let ok = true;
+      for (const out of this.#through([c], false)) ok = this.#send(out) && ok;
+      return ok;
+    } catch (err) {
+      this.#source?.stop();
+      this.#done(err);
+      return false;
+    }
+  }
+
+  end(): void {
+    try {
+      if (this.maps.length) for (const c of this.#through([], true)) this.#send(c);
+      this.#done();
+    } catch (err) {
+      this.#done(err);
+    }
+  }
+
+  fail(err: unknown): void {
+    this.#done(err);
+  }
+
+  #send(chunk: Buffer): boolean {
+    if (!chunk.length) return true;
+    this.ctx.responseBytes += chunk.length;
+    if (this.ctx.res.write(chunk)) return true;
+    if (!this.#waitingForDrain) {
+      this.#waitingForDrain = true;
+      this.ctx.res.once('drain', (this.#onDrain ??= () => {
+        this.#waitingForDrain = false;
+        this.#source?.resume();
+      }));
+    }
+    return false;
+  }
+
+  #through(chunks: Buffer[], final: boolean): Buffer[] {
+    for (const m of this.maps) {
+      const out: Buffer[] = [];
+      for (const c of chunks) out.push(...m.map(c));
+      if (final) out.push(...m.end());
+      chunks = out;
+    }
+    return chunks;
+  }
+
+  #done(err?: unknown): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    clearTimeout(this.#timer);
+    this.#source?.detach();
+    this.ctx.abort.signal.removeEventListener('abort', this.#onClientGone);
+    if (this.#waitingForDrain) this.ctx.res.off('drain', this.#onDrain!);
+    if (err === undefined) this.#resolve();
+    else this.#reject(err);
+  }
+
+  readonly #onClientGone = (): void => {
+    this.#source?.stop();
+    this.#done(new Error('client closed the response'));
+  };
+
+  #keepAlive(chunk: Buffer): void {
+    if (!this.ctx.res.writableNeedDrain) this.#send(chunk);
+    this.#timer?.refresh();
+  }
+}
+
+function hasIdle(m: BodyMap): boolean {
+  return m.idle !== undefined;
 }
 
 /** Streams a Readable body to the client (see writeBody). */
 export function streamBody(ctx: GatewayContext, body: Readable, maps: BodyMap[]): Promise<void> {
-  return writeBody(ctx, maps, (sink) => {
+  return writeBody(ctx, maps, { attach: (sink) => {
     const onData = (chunk: Buffer) => {
       if (!sink.chunk(chunk)) body.pause(); // resumed on 'drain'
     };
@@ -127,5 +182,5 @@ export function streamBody(ctx: GatewayContext, body: Readable, maps: BodyMap[])
       // The 'error' listener stays: a body destroyed after this must not throw an unhandled 'error'.
       detach: () => void body.off('data', onData).off('end', onEnd).off('close', onBodyClose),
     };
-  });
+  } });
 }

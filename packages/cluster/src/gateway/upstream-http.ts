@@ -8,7 +8,6 @@ import type { BodySink, BodySource } from './stream-body.js';
 /** Bytes a response may queue before anyone reads it (the head is being handled): past this, undici is paused. */
 const QUEUE_HIGH_WATER = 64 * 1024;
 
-type Sink = (chunk: Buffer) => boolean;
 interface PendingHead { resolve: (r: UpstreamResponse) => void; reject: (err: Error) => void }
 
 /**
@@ -22,17 +21,16 @@ interface PendingHead { resolve: (r: UpstreamResponse) => void; reject: (err: Er
  * Chunks that arrive before the gateway has handled the head (undici parses the head and the first data in one
  * go) wait in a small queue.
  */
-class DirectResponse implements Dispatcher.DispatchHandler {
+class DirectResponse implements Dispatcher.DispatchHandler, BodySource {
   #controller?: Dispatcher.DispatchController;
   #abortReason?: Error;
   #head: PendingHead | undefined;
   #queue: Buffer[] = [];
   #queued = 0;
-  #sink?: Sink;
+  /** Where the body goes once someone consumes it: the body writer, or the Readable made for a stream reader. */
+  #consumer?: BodySink;
   #ended = false;
   #error?: Error;
-  /** Settles the consumer (the body writer or the Readable) once the body ended or failed. */
-  #settle?: (err?: Error) => void;
   #readable?: Readable;
 
   constructor(head: PendingHead) {
@@ -59,21 +57,12 @@ class DirectResponse implements Dispatcher.DispatchHandler {
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     const head = this.#head;
     this.#head = undefined;
-    const self = this;
-    const response: UpstreamResponse = {
-      statusCode,
-      headers,
-      get body() {
-        return self.#stream();
-      },
-      attach: (sink) => this.#attachWriter(sink),
-    };
-    head?.resolve(response);
+    head?.resolve(new DirectUpstreamResponse(statusCode, headers, this));
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.#sink) {
-      if (!this.#sink(chunk)) controller.pause();
+    if (this.#consumer) {
+      if (!this.#consumer.chunk(chunk)) controller.pause();
       return;
     }
     this.#queue.push(chunk);
@@ -83,7 +72,7 @@ class DirectResponse implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     this.#ended = true;
-    this.#settle?.();
+    this.#consumer?.end();
   }
 
   onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
@@ -93,35 +82,48 @@ class DirectResponse implements Dispatcher.DispatchHandler {
       return;
     }
     this.#error = err;
-    this.#settle?.(err);
+    this.#consumer?.fail(err);
   }
 
-  /** Hands the queued chunks and every later one to `sink`; true when the sink took them all without pushing back. */
-  #attach(sink: Sink): boolean {
-    this.#sink = sink;
+  /**
+   * Hands the queued chunks and every later one to `consumer`, and the end if it came already; true when the
+   * consumer took them all without pushing back.
+   */
+  #attach(consumer: BodySink): boolean {
+    this.#consumer = consumer;
     let ok = true;
-    for (const chunk of this.#queue) ok = sink(chunk) && ok;
+    for (const chunk of this.#queue) ok = consumer.chunk(chunk) && ok;
     this.#queue = [];
     this.#queued = 0;
+    if (this.#error) consumer.fail(this.#error);
+    else if (this.#ended) consumer.end();
     return ok;
   }
 
-  /** Hands the body to the gateway's body writer (stream-body.ts): chunks as undici parses them, held while it is full. */
-  #attachWriter(sink: BodySink): BodySource {
-    this.#settle = (err) => (err ? sink.fail(err) : sink.end());
-    const ok = this.#attach((chunk) => sink.chunk(chunk));
-    if (this.#error) this.#settle(this.#error);
-    else if (this.#ended) this.#settle();
-    else if (ok) this.#controller?.resume();
-    return {
-      resume: () => this.#controller?.resume(),
-      stop: () => this.abort(new Error('client went away')),
-      detach: () => undefined,
-    };
+  /**
+   * Hands the body to the gateway's body writer (stream-body.ts): chunks as undici parses them, held while it is
+   * full. The handler itself is the writer's BodySource (no control object per response).
+   */
+  attachWriter(sink: BodySink): BodySource {
+    if (this.#attach(sink) && !this.settled) this.#controller?.resume();
+    return this;
   }
 
+  /** BodySource: the client drained. */
+  resume(): void {
+    this.#controller?.resume();
+  }
+
+  /** BodySource: the response is over early. */
+  stop(): void {
+    this.abort(new Error('client went away'));
+  }
+
+  /** BodySource: nothing to let go of (the handler holds no listener of the writer's). */
+  detach(): void {}
+
   /** The body as a Readable, for consumers that read a stream (response plugins buffer it whole). */
-  #stream(): Readable {
+  stream(): Readable {
     if (this.#readable) return this.#readable;
     const readable = new Readable({
       read: () => this.#controller?.resume(),
@@ -132,11 +134,21 @@ class DirectResponse implements Dispatcher.DispatchHandler {
       },
     });
     this.#readable = readable;
-    this.#settle = (err) => (err ? readable.destroy(err) : readable.push(null));
-    this.#attach((chunk) => readable.push(chunk));
-    if (this.#error) this.#settle(this.#error);
-    else if (this.#ended) this.#settle();
+    this.#attach({ chunk: (c) => readable.push(c), end: () => void readable.push(null), fail: (err) => void readable.destroy(err as Error) });
     return readable;
+  }
+}
+
+/** The head of a direct upstream's response; its body is read through the handler, as a stream or by the writer. */
+class DirectUpstreamResponse implements UpstreamResponse {
+  constructor(readonly statusCode: number, readonly headers: IncomingHttpHeaders, private readonly handler: DirectResponse) {}
+
+  get body(): Readable {
+    return this.handler.stream();
+  }
+
+  attach(sink: BodySink): BodySource {
+    return this.handler.attachWriter(sink);
   }
 }
 
