@@ -20,7 +20,8 @@ function cookiesForUpstream(v: string | string[]): string | undefined {
 const NONE_LISTED: ReadonlySet<string> = new Set();
 
 function connectionListed(connection: string | string[] | undefined): ReadonlySet<string> {
-  if (connection === undefined) return NONE_LISTED;
+  // `keep-alive`, what nearly every client and upstream sends, lists only itself, a hop-by-hop header anyway.
+  if (connection === undefined || connection === 'keep-alive' || connection === 'Keep-Alive') return NONE_LISTED;
   const v = Array.isArray(connection) ? connection.join(',') : connection;
   return new Set(v.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean));
 }
