@@ -105,26 +105,29 @@ function threadSeconds(pid: number): Map<string, number> {
  * worker; with it off, whichever helper (GC, libuv) was busiest — so the worker's own cost can be read apart
  * from GC's.
  */
-interface Run { rps: number; p99: number; errors: number; cpuUsPerReq: number; mainUsPerReq: number; topOtherUsPerReq: number }
+interface Run { rps: number; p99: number; errors: number; cpuUsPerReq: number; mainUsPerReq: number; topOtherUsPerReq: number; receiverUsPerReq: number }
 
 /**
  * One autocannon run. Besides req/s it records the cluster's CPU time per request: on a shared or noisy
  * machine req/s moves with the neighbours, CPU per request much less.
  */
-async function load(url: string, token: string, connections: number, duration: number, pid?: number): Promise<Run> {
+async function load(url: string, token: string, connections: number, duration: number, pid?: number, receiverPid?: number): Promise<Run> {
   const t0 = pid ? threadSeconds(pid) : new Map<string, number>();
+  const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+  const r0 = receiverPid ? sum(threadSeconds(receiverPid)) : NaN;
   const r = await autocannon({
     url, connections, duration, method: 'POST', body: BODY,
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
   });
   const t1 = pid ? threadSeconds(pid) : new Map<string, number>();
+  const r1 = receiverPid ? sum(threadSeconds(receiverPid)) : NaN;
   const used = [...t1].map(([tid, s]) => [tid, s - (t0.get(tid) ?? 0)] as const);
   const perReq = (sec: number) => (pid ? (sec / r.requests.total) * 1e6 : NaN);
   const main = used.find(([tid]) => tid === String(pid))?.[1] ?? 0;
   const topOther = Math.max(0, ...used.filter(([tid]) => tid !== String(pid)).map(([, s]) => s));
   return {
     rps: r.requests.average, p99: r.latency.p99, errors: r.errors + r.non2xx,
-    cpuUsPerReq: perReq(used.reduce((a, [, s]) => a + s, 0)), mainUsPerReq: perReq(main), topOtherUsPerReq: perReq(topOther),
+    cpuUsPerReq: perReq(used.reduce((a, [, s]) => a + s, 0)), mainUsPerReq: perReq(main), topOtherUsPerReq: perReq(topOther), receiverUsPerReq: perReq(r1 - r0),
   };
 }
 
@@ -168,9 +171,9 @@ async function main(): Promise<void> {
     const pids = { off: off.proc.pid!, on: on.proc.pid! };
     for (let i = 0; i < repeats; i++) {
       for (const mode of i % 2 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
-        const r = await load(targets[mode].url, targets[mode].token, connections, duration, pids[mode]);
+        const r = await load(targets[mode].url, targets[mode].token, connections, duration, pids[mode], receiver.proc.pid);
         results[mode].push(r);
-        log(`round ${i + 1} ${mode.padEnd(3)}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99} ms, cluster CPU ${r.cpuUsPerReq.toFixed(0)} µs/request (main thread ${r.mainUsPerReq.toFixed(0)}, busiest other ${r.topOtherUsPerReq.toFixed(0)}), errors ${r.errors}`);
+        log(`round ${i + 1} ${mode.padEnd(3)}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99} ms, cluster CPU ${r.cpuUsPerReq.toFixed(0)} µs/request (main thread ${r.mainUsPerReq.toFixed(0)}, busiest other ${r.topOtherUsPerReq.toFixed(0)}; OTLP receiver process ${r.receiverUsPerReq.toFixed(0)}), errors ${r.errors}`);
       }
     }
     await new Promise((r) => setTimeout(r, 1500)); // let the last batches go out
@@ -187,6 +190,7 @@ async function main(): Promise<void> {
     console.log(`| off | ${offRps.toFixed(0)} | ${median(results.off.map((r) => r.p99))} | ${offCpu.toFixed(0)} | ${offMain.toFixed(0)} | ${offTop.toFixed(0)} | ${results.off.reduce((a, r) => a + r.errors, 0)} |`);
     console.log(`| on  | ${onRps.toFixed(0)} | ${median(results.on.map((r) => r.p99))} | ${onCpu.toFixed(0)} | ${onMain.toFixed(0)} | ${onTop.toFixed(0)} | ${results.on.reduce((a, r) => a + r.errors, 0)} |`);
     console.log(`\nthroughput ratio on/off: ${ratio.toFixed(3)}  (cost ${cost.toFixed(1)} %, target <= 10 %: ${cost <= 10 ? 'met' : 'NOT met'})`);
+    console.log(`OTLP receiver process (shares the machine): ${median(results.on.map((r) => r.receiverUsPerReq)).toFixed(0)} µs/request with export on, ${median(results.off.map((r) => r.receiverUsPerReq)).toFixed(0)} off`);
     console.log(`CPU per request on/off: all threads ${(onCpu / offCpu).toFixed(3)}, main (request) thread ${(onMain / offMain).toFixed(3)}; export work runs on the OTLP worker thread`);
     console.log(`receiver got ${counts.requests} export requests, ${(counts.bytes / 1e6).toFixed(1)} MB`);
     console.log(`exporter counters of the "on" cluster:\n${await otlpMetrics(on, targets.on.admin)}`);
