@@ -1,4 +1,4 @@
-import { refOf, type AccessLog, type ObjectRef } from '@octelium-ts/shared';
+import { refOf, type AccessLog, type ObjectRef, type Resource } from '@octelium-ts/shared';
 import type { GatewayContext } from './context.js';
 
 type Common = AccessLog['entry']['common'];
@@ -7,6 +7,33 @@ type HttpResponseInfo = AccessLog['entry']['info']['http']['response'];
 
 function ref(kind: string, name: string | undefined): ObjectRef | undefined {
   return name ? { apiVersion: 'core/v1', kind, name } : undefined;
+}
+
+/**
+ * The ref of a stored resource, made once per resource object: a stored resource is replaced, never changed, so its
+ * ref is too. Every request's AccessLog names its user, session, Service and namespace; four new objects per
+ * request were garbage for nothing. Frozen, since every log of that resource shares it.
+ */
+const refs = new WeakMap<Resource, ObjectRef>();
+function refOfStored(r: Resource): ObjectRef {
+  let out = refs.get(r);
+  if (!out) refs.set(r, (out = Object.freeze(refOf(r))));
+  return out;
+}
+
+/**
+ * ISO-8601 text of an epoch millisecond, remembered for the last few: many requests start or end within the same
+ * millisecond, and `toISOString` was a share of building each log. Slots by the millisecond's low bits, so a
+ * request's start and end do not push each other out.
+ */
+const isoSlots: Array<{ ms: number; iso: string }> = Array.from({ length: 8 }, () => ({ ms: -1, iso: '' }));
+export function isoTime(ms: number): string {
+  const slot = isoSlots[ms & 7];
+  if (slot.ms !== ms) {
+    slot.iso = new Date(ms).toISOString();
+    slot.ms = ms;
+  }
+  return slot.iso;
 }
 
 function reasonOf(ctx: GatewayContext, allowed: boolean): Common['reason'] {
@@ -21,20 +48,20 @@ function reasonOf(ctx: GatewayContext, allowed: boolean): Common['reason'] {
  * temporary object per field), in the order the JSON shows them.
  */
 export function buildAccessLog(ctx: GatewayContext): AccessLog {
-  const endedAt = new Date().toISOString();
+  const endedAt = isoTime(Date.now());
   // A plugin that answered with an error status (Lua exit, ExtProc immediate 403, direct 4xx) denied the request;
   // so did one that failed (its condition or its code): plugins fail closed, the request never went upstream.
   const pluginDenied = ctx.responseStatus >= 400 && ctx.plugins.some((p) => p.outcome === 'responded' || p.outcome === 'exit' || p.outcome === 'error');
   const allowed = !pluginDenied && !ctx.error?.isDenial;
-  const userRef = ctx.principal ? refOf(ctx.principal.user) : undefined;
-  const serviceRef = ctx.service ? refOf(ctx.service) : ref('Service', ctx.serviceName);
+  const userRef = ctx.principal ? refOfStored(ctx.principal.user) : undefined;
+  const serviceRef = ctx.service ? refOfStored(ctx.service) : ref('Service', ctx.serviceName);
 
   const metadata: AccessLog['metadata'] = { id: ctx.requestId, createdAt: endedAt };
   if (userRef) metadata.actorRef = userRef;
   if (serviceRef) metadata.targetRef = serviceRef;
 
   const common = {
-    startedAt: ctx.startedAt.toISOString(),
+    startedAt: isoTime(ctx.startedAt),
     endedAt,
     status: allowed && ctx.service ? 'ALLOWED' : 'DENIED',
     mode: 'HTTP',
@@ -42,9 +69,9 @@ export function buildAccessLog(ctx: GatewayContext): AccessLog {
   } as Common;
   if (userRef) common.userRef = userRef;
   if (serviceRef) common.serviceRef = serviceRef;
-  const namespaceRef = ctx.namespace ? refOf(ctx.namespace) : ref('Namespace', ctx.namespaceName);
+  const namespaceRef = ctx.namespace ? refOfStored(ctx.namespace) : ref('Namespace', ctx.namespaceName);
   if (namespaceRef) common.namespaceRef = namespaceRef;
-  if (ctx.principal?.session) common.sessionRef = refOf(ctx.principal.session);
+  if (ctx.principal?.session) common.sessionRef = refOfStored(ctx.principal.session);
   common.isPublic = Boolean(ctx.entry?.spec.isPublic);
   common.isAnonymous = ctx.anonymous;
   if (ctx.plugins.length) common.plugins = ctx.plugins;
