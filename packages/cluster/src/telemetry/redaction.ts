@@ -29,22 +29,46 @@ function credentialParts(name: string, value: string): string[] {
   return out;
 }
 
+/** Values to scrub: each raw value and how it appears inside the log's JSON. */
+type Scrubbable = Map<string, string>;
+
 /** Credential parts of the named headers (Node's request headers: lower-case keys, so each name is one lookup). */
-function headerValues(headers: IncomingHttpHeaders, names: ReadonlySet<string>, into: Set<string>): void {
+function headerValues(headers: IncomingHttpHeaders, names: ReadonlySet<string>, into: Scrubbable): void {
   for (const name of names) addCredential(name, headers[name], into);
 }
 
 /** The same for header maps whose keys a plugin may have written in any case (the upstream request's). */
-function anyCaseHeaderValues(headers: Record<string, string | string[] | undefined>, names: ReadonlySet<string>, into: Set<string>): void {
+function anyCaseHeaderValues(headers: Record<string, string | string[] | undefined>, names: ReadonlySet<string>, into: Scrubbable): void {
   for (const k in headers) {
     const name = k.toLowerCase();
     if (names.has(name)) addCredential(name, headers[k], into);
   }
 }
 
-function addCredential(name: string, v: string | string[] | undefined, into: Set<string>): void {
+function addCredential(name: string, v: string | string[] | undefined, into: Scrubbable): void {
   if (v === undefined) return;
-  for (const one of Array.isArray(v) ? v : [v]) for (const part of credentialParts(name, one)) if (part.length >= MIN_SCRUB_LENGTH) into.add(part);
+  if (typeof v === 'string') for (const [raw, json] of scrubbableParts(name, v)) into.set(raw, json);
+  else for (const one of v) for (const [raw, json] of scrubbableParts(name, one)) into.set(raw, json);
+}
+
+/**
+ * Recently seen credential header values (per header name) and their scrubbable parts. A client sends the same
+ * token on every request, and splitting it again each time (a regex, a trim, a length check per part) was a share
+ * of each request's redaction. Bounded; what it holds are credentials the requests in flight carry anyway.
+ */
+const recentParts = new Map<string, Map<string, ReadonlyArray<readonly [raw: string, json: string]>>>();
+const RECENT_PARTS_MAX = 256;
+
+function scrubbableParts(name: string, value: string): ReadonlyArray<readonly [raw: string, json: string]> {
+  let byValue = recentParts.get(name);
+  if (!byValue) recentParts.set(name, (byValue = new Map()));
+  let parts = byValue.get(value);
+  if (!parts) {
+    parts = credentialParts(name, value).filter((p) => p.length >= MIN_SCRUB_LENGTH).map((p) => [p, inJson(p)] as const);
+    if (byValue.size >= RECENT_PARTS_MAX) byValue.clear();
+    byValue.set(value, parts);
+  }
+  return parts;
 }
 
 /** How a string value appears inside the log's JSON (what the fast path searches for). */
@@ -54,9 +78,9 @@ function inJson(v: string): string {
 const NEEDS_JSON_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
 /** Strings (of scrub-worthy length) inside a redacted value. */
-function collectStrings(v: unknown, into: Set<string>): void {
+function collectStrings(v: unknown, into: Scrubbable): void {
   if (typeof v === 'string') {
-    if (v.length >= MIN_SCRUB_LENGTH) into.add(v);
+    if (v.length >= MIN_SCRUB_LENGTH) into.set(v, inJson(v));
   } else if (v && typeof v === 'object') {
     for (const c of Object.values(v)) collectStrings(c, into);
   }
@@ -87,6 +111,30 @@ function scrub(node: unknown, keys: ReadonlySet<string>, values: readonly string
 }
 
 /**
+ * Whether an object key named like a redacted header occurs in the log. Only the bodies and a decision's details
+ * carry keys a client, an upstream or a policy chose; every other key of an AccessLog is fixed (shared accesslog.ts),
+ * so only those are walked. (It was a case-insensitive regex over the whole JSON text: ~1 % of a request.)
+ */
+function credentialKeyIn(log: AccessLog, keys: ReadonlySet<string>): boolean {
+  const http = log.entry.info.http;
+  return hasKey(http.request.bodyMap, keys, 0) || hasKey(http.request.originalBodyMap, keys, 0) || hasKey(http.response.bodyMap, keys, 0) || hasKey(log.entry.common.reason.details, keys, 0);
+}
+
+/** Past this depth the walk gives up and answers yes: the slow path then scrubs the whole log. */
+const MAX_KEY_DEPTH = 256;
+
+function hasKey(v: unknown, keys: ReadonlySet<string>, depth: number): boolean {
+  if (v === null || typeof v !== 'object') return false;
+  if (depth > MAX_KEY_DEPTH) return true;
+  if (Array.isArray(v)) {
+    for (const c of v) if (hasKey(c, keys, depth + 1)) return true;
+    return false;
+  }
+  for (const k in v) if (keys.has(k.toLowerCase()) || hasKey((v as Record<string, unknown>)[k], keys, depth + 1)) return true;
+  return false;
+}
+
+/**
  * The AccessLog redactor (`accessLogs.redact`): runs before a log is stored, streamed or exported.
  *   1. configured JSON paths in the request and response bodyMaps → "[REDACTED]";
  *   2. JSON keys named like a redacted header (Authorization, Cookie, configured ones) → "[REDACTED]";
@@ -94,22 +142,6 @@ function scrub(node: unknown, keys: ReadonlySet<string>, values: readonly string
  *      (incoming and upstream-injected), scrubbed from every string of the log (URI, bodies, messages).
  * Secret values are kept in a set refreshed from the store's change feed, so a request never lists Secrets.
  */
-const keyPatterns = new Map<string, RegExp>();
-/**
- * One case-insensitive regex per key set: finds `"authorization":`-like keys in one pass without a lower-cased
- * copy of the log. Cached by content, since per-Service key sets are rebuilt per request.
- */
-function keyPattern(keys: ReadonlySet<string>): RegExp {
-  const id = [...keys].join('\n');
-  let re = keyPatterns.get(id);
-  if (!re) {
-    if (keyPatterns.size > 1000) keyPatterns.clear();
-    re = new RegExp(`"(?:${[...keys].map((k) => k.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})":`, 'i');
-    keyPatterns.set(id, re);
-  }
-  return re;
-}
-
 export class Redactor {
   #secrets: string[] = [];
   /** The Secret values as they appear inside JSON, computed when the Secrets change rather than per request. */
@@ -148,7 +180,7 @@ export class Redactor {
     const paths = vis?.redactPaths?.length ? [...this.global.paths, ...vis.redactPaths] : this.global.paths;
 
     let out = log;
-    const own = new Set<string>();
+    const own: Scrubbable = new Map();
     if (paths.length) {
       const http = log.entry.info.http;
       const removed: unknown[] = [];
@@ -175,10 +207,10 @@ export class Redactor {
     // Fast path: one serialization (reused later by the store and the exporter) shows whether any secret value
     // or credential-named key occurs at all; usually none does, and the tree walk is skipped.
     const json = serializeLog(out);
-    let needed = keyPattern(keys).test(json) || this.#secretsInJson.some((v) => json.includes(v));
-    if (!needed) for (const v of own) if ((needed = json.includes(inJson(v)))) break;
+    let needed = credentialKeyIn(out, keys) || this.#secretsInJson.some((v) => json.includes(v));
+    if (!needed) for (const inLog of own.values()) if ((needed = json.includes(inLog))) break;
     if (!needed) return out;
-    const values = own.size ? [...new Set([...this.#secrets, ...own])].sort((a, b) => b.length - a.length) : this.#secrets;
+    const values = own.size ? [...new Set([...this.#secrets, ...own.keys()])].sort((a, b) => b.length - a.length) : this.#secrets;
     return scrub(out, keys, values) as AccessLog;
   };
 
