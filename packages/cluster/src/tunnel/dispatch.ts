@@ -61,7 +61,8 @@ export async function sendToAgent(conn: AgentConnection, service: string, target
   }
   try {
     const head = await stream.responseHead;
-    return { statusCode: head.status, headers: head.headers, body: stream.readable };
+    // The gateway takes the body through `attach` (no Readable per response); `body` stays for other consumers.
+    return { statusCode: head.status, headers: head.headers, body: stream.readable, attach: (sink) => stream.attach(sink) };
   } catch (err) {
     if (signal?.aborted) throw signal.reason ?? err;
     const e = err as TunnelStreamError;

@@ -2,7 +2,10 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 import { Agent as UndiciAgent } from 'undici';
 import { WebSocketServer } from 'ws';
-import { DEFAULT_TOTAL_BUFFER_BYTES, MAX_FRAME_BYTES, OcteliumError, TunnelBudget, type AbortSignalLike, type Resource } from '@octelium-ts/shared';
+import {
+  DEFAULT_TOTAL_BUFFER_BYTES, MAX_FRAME_BYTES, OcteliumError, TunnelBudget,
+  type AbortSignalLike, type Resource, type TunnelBodySink, type TunnelBodySource,
+} from '@octelium-ts/shared';
 import type { Principal } from '../auth/principal.js';
 import { resolveTunnelTarget, sendToAgent } from './dispatch.js';
 import { acceptAgent, reauthenticateAgents, type HandshakeDeps, type HubLog } from './handshake.js';
@@ -70,7 +73,17 @@ export interface TunnelRequest {
   signal?: AbortSignalLike;
 }
 
-export interface TunnelResponse { statusCode: number; headers: Record<string, string | string[]>; body: Readable }
+export interface TunnelResponse {
+  statusCode: number;
+  headers: Record<string, string | string[]>;
+  /** The body as a stream. */
+  body: Readable;
+  /**
+   * The body handed to a consumer without the stream (TunnelStream#attach): what the gateway's body writer uses
+   * (UpstreamResponse.attach has this shape). Use one of `body` and `attach`, not both.
+   */
+  attach?(sink: TunnelBodySink): TunnelBodySource;
+}
 
 export interface TunnelAgentInfo {
   id: string;

@@ -1,8 +1,7 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { CancelSignal } from './cancel.js';
 import type { HeaderMap } from './frames.js';
-import { pump } from './pump.js';
 import type { TunnelStream } from './stream.js';
 
 /**
@@ -130,34 +129,74 @@ export async function forwardStreamAsHTTP(
 ): Promise<void> {
   const head = stream.requestHead;
   if (!head.hasBody) stream.readable.resume();
-  const cancel = new CancelSignal();
-  stream.once('close', () => {
-    if (stream.error && !stream.writable.writableFinished) cancel.abort(stream.error);
-  });
+  const body = head.hasBody ? await requestBodyOf(stream, headers) : undefined;
+  if (stream.closed) return; // reset while its body arrived
+  // dispatch, not undici's request(url): that one parses the URL and so normalizes the path.
   try {
-    const body = head.hasBody ? await requestBodyOf(stream, headers) : undefined;
-    if (stream.closed) return; // reset while its body arrived
-    // dispatcher.request, not undici's request(url): that one parses the URL and so normalizes the path.
-    const res = await dispatcher.request({
+    dispatcher.dispatch({
       origin: target.origin,
       path: target.path,
       method: head.method as Dispatcher.HttpMethod,
       headers,
       body,
-      signal: cancel as unknown as AbortSignal, // undici takes any signal with addEventListener (see CancelSignal)
+    }, new ForwardedExchange(stream, describeError));
+  } catch (err) {
+    if (!stream.closed) stream.reset('UPSTREAM_FAILED', describeError(err as Error, 'request'));
+  }
+}
+
+/**
+ * One forwarded request on undici's dispatch API: the response's chunks go from undici's parser straight into the
+ * tunnel stream (TunnelStream#writeChunk), paused through the dispatch controller while the stream has no credit or
+ * the connection is backpressured, resumed on the stream's `onwritable`. Before, they went through undici's body
+ * Readable, pump() and the stream's Writable: a pause, a resume and several ticks per chunk, most of the agent's own
+ * work on a download (docs/performance.md, "Tunnel, session 4").
+ */
+class ForwardedExchange implements Dispatcher.DispatchHandler {
+  readonly #stream: TunnelStream;
+  readonly #describe: (err: Error & { code?: string }, phase: 'request' | 'response') => string;
+  #controller?: Dispatcher.DispatchController;
+  #responded = false;
+  #ended = false;
+
+  constructor(stream: TunnelStream, describe: (err: Error & { code?: string }, phase: 'request' | 'response') => string) {
+    this.#stream = stream;
+    this.#describe = describe;
+    stream.once('close', () => {
+      // A stream reset (or a lost connection) before the response was sent in full: the upstream request goes too.
+      if (stream.error && !this.#ended) this.#controller?.abort(stream.error);
     });
-    if (stream.closed) {
-      res.body.destroy();
+    stream.onwritable = () => this.#controller?.resume();
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#stream.closed) controller.abort(this.#stream.error ?? new Error('tunnel stream closed'));
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (this.#stream.closed) {
+      controller.abort(this.#stream.error ?? new Error('tunnel stream closed'));
       return;
     }
-    stream.respond({ status: res.statusCode, headers: endToEndHeaders(res.headers) });
-    // Chunk by chunk: an SSE event goes out as DATA as soon as undici hands it over.
-    pump(res.body, stream.writable, (err) => {
-      if (err && !stream.closed) stream.reset('UPSTREAM_FAILED', describeError(err, 'response'));
-    });
-  } catch (err) {
-    if (stream.closed) return;
-    stream.reset('UPSTREAM_FAILED', describeError(err as Error, 'request'));
+    this.#responded = true;
+    this.#stream.respond({ status: statusCode, headers: endToEndHeaders(headers) });
+  }
+
+  // Chunk by chunk: an SSE event goes out as DATA as soon as undici hands it over.
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.#stream.writeChunk(chunk)) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    this.#ended = true;
+    this.#stream.endChunks();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.#ended = true;
+    if (this.#stream.closed) return;
+    this.#stream.reset('UPSTREAM_FAILED', this.#describe(err, this.#responded ? 'response' : 'request'));
   }
 }
 

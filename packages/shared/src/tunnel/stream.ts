@@ -10,6 +10,29 @@ import {
 /** The largest window a stream's reader can earn by keeping up (see TunnelStream#returnCredit). */
 export const MAX_GROWN_WINDOW = 4 * 1024 * 1024;
 
+/**
+ * Where a received body goes when it is taken without the Readable (`TunnelStream#attach`): the gateway's body
+ * writer, which writes each chunk to the client's socket. Same shape as the gateway's BodySink.
+ */
+export interface TunnelBodySink {
+  /** One DATA payload; false when the consumer is full: nothing more is handed over until `resume`. */
+  chunk(c: Buffer): boolean;
+  /** The peer ended the body. */
+  end(): void;
+  /** The stream was reset or the connection lost. */
+  fail(err: Error): void;
+}
+
+/** The consumer's handle on an attached body (the gateway's BodySource shape). */
+export interface TunnelBodySource {
+  /** The consumer drained: hand over more. */
+  resume(): void;
+  /** The consumer gives up on the body (as destroying `readable` would). */
+  stop(): void;
+  /** The consumer is done; a body not yet ended is given up. */
+  detach(): void;
+}
+
 /** What a stream needs from its multiplexer (kept narrow so the two files stay independent). */
 export interface StreamHost {
   readonly streamWindow: number;
@@ -90,6 +113,24 @@ export class TunnelStream extends EventEmitter {
   /** Bytes pushed into `readable`; those no longer in its buffer were read by the consumer. */
   #pushedBytes = 0;
   #consumedBytes = 0;
+  // body taken without the Readable (attach) / given without the Writable (writeChunk)
+  #sink?: TunnelBodySink;
+  #sinkPaused = false;
+  /** The attached sink was told the body's end or failure, or was dropped: nothing more goes to it. */
+  #sinkSettled = false;
+  /** endChunks() sent END. */
+  #chunksEnded = false;
+  /** The attached sink was told the body ended normally. */
+  #sinkEnded = false;
+  /** writeChunk left a chunk pending: `onwritable` is due once it has gone out. */
+  #chunkBlocked = false;
+  /** endChunks() came while a chunk was pending: END follows it. */
+  #endAfterChunk = false;
+  /**
+   * Called when a chunk that writeChunk() could not send at once has gone out in full: the producer may resume.
+   * One property, not a closure per chunk.
+   */
+  onwritable?: () => void;
 
   /** `headBytes`: the size of a received head, held for the stream's life and charged to the budget (which has room). */
   constructor(host: StreamHost, id: number, initiator: 'local' | 'remote', head: RequestHead, headBytes = 0) {
@@ -173,6 +214,92 @@ export class TunnelStream extends EventEmitter {
     this.#teardown(new TunnelStreamError(code, reason, false));
   }
 
+  /**
+   * Takes the received body without `readable`: each DATA payload goes to `sink.chunk` as it arrives, in the call that
+   * read it from the socket, with no stream buffer and no 'data' event a tick later; what `readable` cost per chunk was
+   * much of the cluster's work on a tunnelled download (docs/performance.md, "Tunnel, session 4"). Payloads that
+   * arrive while the sink is full wait in the stream's queue, charged to the budget as before, and credit goes back as
+   * the sink takes them. Only before anything was read from `readable`: a body is read one way or the other.
+   */
+  attach(sink: TunnelBodySink): TunnelBodySource {
+    if (this.#sink || this.#wantRead || this.#pushedBytes > 0) throw new Error('the body is already being read');
+    this.#sink = sink;
+    if (this.#pushedEnd && !this.#closed) {
+      // An empty body whose END came first: `readable` was handed its end, which nobody will read now.
+      this.#sinkSettled = true;
+      this.#sinkEnded = true;
+      sink.end();
+      this.#maybeComplete();
+    } else if (this.#closed) {
+      this.#sinkSettled = true;
+      sink.fail(this.error ?? new TunnelStreamError('CANCEL', 'stream closed'));
+    } else if (this.#readAbandoned) {
+      this.#sinkSettled = true;
+    } else {
+      this.#drainQueue();
+    }
+    return new AttachedBody(this);
+  }
+
+  /** AttachedBody#resume. */
+  _resumeSink(): void {
+    if (!this.#sinkPaused) return;
+    this.#sinkPaused = false;
+    this.#drainQueue();
+  }
+
+  /** AttachedBody#stop / #detach: a body the sink has not seen end is given up, as destroying `readable` would. */
+  _dropSink(): void {
+    if (this.#sinkSettled || this.#closed) return;
+    this.#sinkSettled = true;
+    this.#abandonRead();
+  }
+
+  /**
+   * Sends body bytes without `writable` (the agent hands over undici's chunks as its parser makes them): frames as
+   * much as credit and the connection allow now and keeps the rest pending, charged to the budget. Returns false when
+   * some of it is pending: the producer pauses until `onwritable`. One chunk at a time, as `writable` (highWaterMark
+   * 0) takes them. Also false when the stream is closed; its 'close' says why.
+   */
+  writeChunk(chunk: Buffer): boolean {
+    if (this.#closed) return false;
+    if (this.#pending) throw new Error('writeChunk() while a chunk is pending: wait for onwritable');
+    if (this.initiator === 'remote' && !this.#responded) throw new Error('respond() must be called before writing the body');
+    if (!this.#host.budget.tryCharge(chunk.length)) {
+      this.#localReset(new TunnelStreamError('OVER_BUDGET', 'the tunnel buffer budget is exhausted'));
+      return false;
+    }
+    this.#charged += chunk.length;
+    this.#pending = { buf: chunk, cb: noop };
+    this._flush();
+    if (!this.#pending) return true;
+    this.#chunkBlocked = true;
+    return false;
+  }
+
+  /** Ends a body given with writeChunk(): END goes out right after the last chunk, in the same socket write. */
+  endChunks(): void {
+    if (this.#closed || this.#chunksEnded) return;
+    if (this.initiator === 'remote' && !this.#responded) throw new Error('respond() must be called before ending');
+    if (this.#pending) {
+      this.#endAfterChunk = true;
+      return;
+    }
+    this.#chunksEnded = true;
+    this.#host.sendControl(encodeFrame(FrameType.END, this.id));
+    this.#maybeComplete();
+  }
+
+  #chunkSent(): void {
+    this.#chunkBlocked = false;
+    if (this.#endAfterChunk) {
+      this.#endAfterChunk = false;
+      this.endChunks();
+    } else {
+      this.onwritable?.();
+    }
+  }
+
   // ---- frames from the peer (called by the multiplexer) ----
 
   _onResponseHead(head: ResponseHead): void {
@@ -205,6 +332,14 @@ export class TunnelStream extends EventEmitter {
     if (this.#readAbandoned || this.readable.destroyed) {
       // Nobody reads this body any more: drop the bytes but return their credit, or the peer could never finish.
       this.#unacked += payload.length;
+      this.#returnCredit();
+      return;
+    }
+    if (this.#sink && !this.#sinkPaused && !this.#queue.length) {
+      // Straight to the attached consumer: nothing is held, so nothing is charged.
+      this.#unacked += payload.length;
+      this.#readSinceGrowth += payload.length;
+      if (!this.#sink.chunk(payload)) this.#sinkPaused = true;
       this.#returnCredit();
       return;
     }
@@ -268,6 +403,7 @@ export class TunnelStream extends EventEmitter {
     }
     this.#pending = undefined;
     p.cb();
+    if (this.#chunkBlocked) this.#chunkSent();
   }
 
   // ---- internals ----
@@ -290,6 +426,7 @@ export class TunnelStream extends EventEmitter {
   }
 
   #drainQueue(): void {
+    if (this.#sink) return this.#deliver(this.#sink);
     if (this.readable.destroyed) return;
     while (this.#wantRead && this.#queue.length) {
       const b = this.#queue.shift()!;
@@ -306,6 +443,31 @@ export class TunnelStream extends EventEmitter {
     this.#returnCredit();
   }
 
+  /** #drainQueue for an attached sink. */
+  #deliver(sink: TunnelBodySink): void {
+    if (this.#sinkSettled || this.#closed) return;
+    while (!this.#sinkPaused && this.#queue.length) {
+      const b = this.#queue.shift()!;
+      this.#queuedBytes -= b.length;
+      this.#unacked += b.length;
+      this.#readSinceGrowth += b.length;
+      // Handed over: the consumer holds it now (the client's socket buffer), as a Readable's reader would.
+      const n = Math.min(b.length, this.#recvCharged);
+      this.#recvCharged -= n;
+      this.#release(n);
+      if (!sink.chunk(b)) this.#sinkPaused = true;
+      if (this.#sinkSettled || this.#closed) return; // the consumer gave up inside chunk()
+    }
+    if (this.#remoteEnded && !this.#queue.length) {
+      this.#sinkSettled = true;
+      this.#sinkEnded = true;
+      sink.end();
+      this.#maybeComplete();
+      return;
+    }
+    this.#returnCredit();
+  }
+
   /**
    * Returns credit in batches (a quarter window) to keep WINDOW frames rare; never after END (nothing more comes).
    *
@@ -318,7 +480,7 @@ export class TunnelStream extends EventEmitter {
   #returnCredit(): void {
     if (this.#closed || this.#remoteEnded || this.#unacked < this.#recvWindow / 4) return;
     let grant = this.#unacked;
-    if (this.#readSinceGrowth >= this.#recvWindow && this.#wantRead && this.#recvWindow < MAX_GROWN_WINDOW) {
+    if (this.#readSinceGrowth >= this.#recvWindow && (this.#sink ? !this.#sinkPaused : this.#wantRead) && this.#recvWindow < MAX_GROWN_WINDOW) {
       const extra = Math.min(this.#recvWindow, MAX_GROWN_WINDOW - this.#recvWindow);
       if (this.#host.budget.hasRoom(extra)) {
         this.#recvWindow += extra;
@@ -378,8 +540,8 @@ export class TunnelStream extends EventEmitter {
   }
 
   #maybeComplete(): void {
-    if (this.#closed || !this.writable.writableFinished) return;
-    const readDone = this.readable.readableEnded || (this.#readAbandoned && this.#remoteEnded);
+    if (this.#closed || !(this.writable.writableFinished || this.#chunksEnded)) return;
+    const readDone = this.readable.readableEnded || this.#sinkEnded || (this.#readAbandoned && this.#remoteEnded);
     if (!readDone) {
       // Our side is done and the opener does not want the rest of the response: tell the peer to stop. (The acceptor
       // waits for the peer's END instead: a RESET could still destroy the response it sent before it is read.)
@@ -418,8 +580,31 @@ export class TunnelStream extends EventEmitter {
       this.#rejectHead = undefined;
       reject(err);
     }
-    if (!this.readable.destroyed) this.readable.destroy(this.readable.readableEnded ? undefined : err);
-    if (!this.writable.destroyed) this.writable.destroy(this.writable.writableFinished ? undefined : err);
+    if (this.#sink && !this.#sinkSettled) {
+      this.#sinkSettled = true;
+      this.#sink.fail(err);
+    }
+    if (!this.readable.destroyed) this.readable.destroy(this.readable.readableEnded || this.#sink ? undefined : err);
+    if (!this.writable.destroyed) this.writable.destroy(this.writable.writableFinished || this.#chunksEnded ? undefined : err);
     this.emit('close');
+  }
+}
+
+function noop(): void {}
+
+/** The consumer's handle on an attached body: a class, so no closures per response. */
+class AttachedBody implements TunnelBodySource {
+  readonly #stream: TunnelStream;
+  constructor(stream: TunnelStream) {
+    this.#stream = stream;
+  }
+  resume(): void {
+    this.#stream._resumeSink();
+  }
+  stop(): void {
+    this.#stream._dropSink();
+  }
+  detach(): void {
+    this.#stream._dropSink();
   }
 }
