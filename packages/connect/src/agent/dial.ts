@@ -5,6 +5,9 @@ import {
   type TunnelStream,
   type AcceptedService, type GoAwayMessage, type HelloMessage, type TransportCloseInfo, type WelcomeMessage,
 } from '@octelium-ts/shared';
+import { nativeMask } from './native-mask.js';
+
+const MASK = nativeMask();
 
 /** Why a connection attempt failed. `fatal` ones will not get better by retrying with the same token. */
 export class DialError extends Error {
@@ -63,9 +66,10 @@ export async function dialTunnel(opts: DialOptions): Promise<TunnelSession> {
     perMessageDeflate: false,
     maxPayload: MAX_FRAME_BYTES,
     handshakeTimeout: timeoutMs,
-    // Masking keys are ws's own: fresh and unpredictable per frame, as RFC 6455 §5.3 requires of a client. The XOR
-    // that made them expensive (docs/performance.md, T2) runs in native code: `bufferutil` is a dependency, and ws
-    // loads it when it can resolve it.
+    // Masking keys are fresh and unpredictable per frame, as RFC 6455 §5.3 requires of a client: ws's own for the
+    // frames it builds, a CSPRNG pool's for the DATA frames the transport builds (maskedTunnelFrame). The XOR that
+    // made them expensive (docs/performance.md, T2) runs in native code: `bufferutil` is a dependency, and ws loads it
+    // when it can resolve it.
   });
   let httpFailure: DialError | undefined;
   ws.on('unexpected-response', (_req: unknown, res: IncomingMessage) => {
@@ -95,6 +99,8 @@ async function handshake(ws: WebSocket, opts: DialOptions, timeoutMs: number, ht
   const transport = new WebSocketTransport(ws, {
     heartbeatIntervalMs: opts.heartbeat?.intervalMs,
     heartbeatTimeoutMs: opts.heartbeat?.timeoutMs,
+    // The agent masks everything it sends: DATA frames are built and masked in one pass (maskedTunnelFrame).
+    mask: MASK,
   });
   try {
     await transport.start();

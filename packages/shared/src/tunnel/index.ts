@@ -3,6 +3,7 @@ export * from './errors.js';
 export * from './frames.js';
 export * from './transport.js';
 export * from './ws-transport.js';
+export * from './ws-frame.js';
 export * from './memory-transport.js';
 export * from './budget.js';
 export * from './stream.js';

@@ -1,7 +1,7 @@
 import { TunnelProtocolError } from './errors.js';
 import {
   CONTROL_SCHEMAS, DEFAULT_STREAM_WINDOW, FrameType, MAX_DATA_FRAME,
-  decodeFrame, decodeJSONPayload, decodeWindowIncrement, encodeJSONFrame,
+  decodeFrame, decodeJSONPayload, decodeWindowIncrement, encodeFrame, encodeJSONFrame,
   type ControlFrameType, type Frame, type GoAwayMessage, type RequestHead,
 } from './frames.js';
 import type { z } from 'zod';
@@ -86,9 +86,10 @@ export class TunnelMux {
         if (mux.#closed) return;
         if (!mux.transport.send(frame)) mux.#blocked = true;
       },
-      sendData: (frame) => {
+      sendData: (streamId, payload) => {
         if (mux.#closed) return false;
-        const ok = mux.transport.send(frame);
+        const t = mux.transport;
+        const ok = t.sendFrame ? t.sendFrame(FrameType.DATA, streamId, payload) : t.send(encodeFrame(FrameType.DATA, streamId, payload));
         if (!ok) mux.#blocked = true;
         return ok;
       },

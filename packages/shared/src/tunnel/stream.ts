@@ -41,8 +41,8 @@ export interface StreamHost {
   readonly budget: TunnelBudget;
   /** Control-ish frames (heads, END, RESET, WINDOW) are never held back: they are small and unblock peers. */
   sendControl(frame: Buffer): void;
-  /** DATA frames; returns false when the connection is backpressured (the frame is still queued). */
-  sendData(frame: Buffer): boolean;
+  /** One DATA frame of `payload`; returns false when the connection is backpressured (the frame is still queued). */
+  sendData(streamId: number, payload: Buffer): boolean;
   readonly blocked: boolean;
   waitDrain(stream: TunnelStream): void;
   forget(stream: TunnelStream): void;
@@ -395,7 +395,7 @@ export class TunnelStream extends EventEmitter {
         return;
       }
       const n = Math.min(p.buf.length, this.#sendWindow, this.#host.maxDataFrame);
-      this.#host.sendData(encodeFrame(FrameType.DATA, this.id, p.buf.subarray(0, n)));
+      this.#host.sendData(this.id, p.buf.subarray(0, n));
       this.#sendWindow -= n;
       this.bytesOut += n;
       p.buf = p.buf.subarray(n);

@@ -1,3 +1,5 @@
+import type { FrameType } from './frames.js';
+
 /**
  * What the multiplexer needs from a byte pipe that keeps message boundaries (MCP SDK's Transport shape).
  * Implementations: WebSocketTransport (real use) and createLinkedTransportPair (unit tests, no socket).
@@ -11,6 +13,12 @@ export interface TunnelTransport {
    * still queued, and `ondrain` fires when the buffer has fallen below the low-water mark again.
    */
   send(frame: Buffer): boolean;
+  /**
+   * Optional: sends one frame given as its parts (type, stream id, payload), as `send(encodeFrame(...))` would, for a
+   * transport that can frame without first copying the payload into an encoded frame (WebSocketTransport on the
+   * masking side). Same return value as `send`.
+   */
+  sendFrame?(type: FrameType, streamId: number, payload: Buffer): boolean;
   close(code?: number, reason?: string): void;
   /** Bytes queued but not yet handed to the network (ws `bufferedAmount`). */
   readonly bufferedAmount: number;

@@ -1,6 +1,8 @@
+import { encodeFrame, type FrameType } from './frames.js';
 import {
   TRANSPORT_HIGH_WATER_MARK, TRANSPORT_LOW_WATER_MARK, type TransportCloseInfo, type TunnelTransport,
 } from './transport.js';
+import { maskedTunnelFrame, type MaskFunction } from './ws-frame.js';
 
 /**
  * The part of a `ws` WebSocket this transport uses. Declared structurally so `shared` needs no `ws` dependency:
@@ -15,8 +17,13 @@ export interface WebSocketLike {
   terminate(): void;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   on(event: string, listener: (...args: any[]) => void): unknown;
-  /** ws's underlying socket (its own name): corked for a tick so that many small frames leave in one write. */
-  readonly _socket?: { cork(): void; uncork(): void } | null;
+  /** Extensions negotiated in the handshake (ws's `extensions`); the tunnel asks for none. */
+  readonly extensions?: string;
+  /**
+   * ws's underlying socket (its own name): corked for a tick so that many small frames leave in one write, and
+   * written to directly with frames built by maskedTunnelFrame (see WebSocketTransport#sendFrame).
+   */
+  readonly _socket?: { cork(): void; uncork(): void; write(data: Buffer, cb?: (err?: Error | null) => void): boolean } | null;
 }
 
 const CONNECTING = 0;
@@ -29,6 +36,11 @@ export interface WebSocketTransportOptions {
   heartbeatTimeoutMs?: number;
   highWaterMark?: number;
   lowWaterMark?: number;
+  /**
+   * The client side (which masks, RFC 6455 §5.3): a native mask (bufferutil's), with which DATA frames are built and
+   * masked in one pass (maskedTunnelFrame) instead of being encoded and then copied again by ws to mask them.
+   */
+  mask?: MaskFunction;
 }
 
 /** A TunnelTransport over one `ws` WebSocket, with ping/pong dead-peer detection. */
@@ -43,6 +55,7 @@ export class WebSocketTransport implements TunnelTransport {
   readonly #timeoutMs: number;
   readonly #high: number;
   readonly #low: number;
+  readonly #mask?: MaskFunction;
   #lastSeen = Date.now();
   #timer?: NodeJS.Timeout;
   #needDrain = false;
@@ -56,6 +69,7 @@ export class WebSocketTransport implements TunnelTransport {
     this.#timeoutMs = opts.heartbeatTimeoutMs ?? 30_000;
     this.#high = opts.highWaterMark ?? TRANSPORT_HIGH_WATER_MARK;
     this.#low = opts.lowWaterMark ?? TRANSPORT_LOW_WATER_MARK;
+    this.#mask = opts.mask;
     ws.on('message', (data: unknown, isBinary: boolean) => {
       this.#lastSeen = Date.now();
       if (!isBinary || !Buffer.isBuffer(data)) {
@@ -111,8 +125,27 @@ export class WebSocketTransport implements TunnelTransport {
     return true;
   }
 
+  /**
+   * One tunnel frame from its parts. With a mask function, built and masked in one buffer (maskedTunnelFrame) and
+   * written to ws's socket directly: that is all ws.send would do with it (no extension is negotiated, so its sender
+   * never queues; ping and close frames go to the same socket in the order they are made), minus the copy it masks
+   * into. `bufferedAmount` still counts it (ws reads it from the socket). Without one, `send` as before.
+   */
+  sendFrame(type: FrameType, streamId: number, payload: Buffer): boolean {
+    const socket = this.#ws._socket;
+    if (!this.#mask || !socket || this.#ws.extensions) return this.send(encodeFrame(type, streamId, payload));
+    if (this.#closed || this.#ws.readyState !== OPEN) return false;
+    this.#coalesce();
+    socket.write(maskedTunnelFrame(type, streamId, payload, this.#mask), this.#afterSend);
+    if (this.#ws.bufferedAmount >= this.#high) {
+      this.#needDrain = true;
+      return false;
+    }
+    return true;
+  }
+
   /** One callback for every frame (not a closure per frame): reports the drain once the buffer is low again. */
-  readonly #afterSend = (err?: Error): void => {
+  readonly #afterSend = (err?: Error | null): void => {
     if (err) return; // the socket is going down; 'close' reports it
     if (this.#needDrain && this.#ws.bufferedAmount <= this.#low) {
       this.#needDrain = false;
