@@ -154,8 +154,11 @@ export class WebSocketTransport implements TunnelTransport {
   };
 
   /**
-   * The frames of one tick (a response head and its first DATA, many streams' WINDOW_UPDATEs …) leave in one
-   * socket write: the socket stays corked until the next tick, when Node flushes everything queued with one writev.
+   * The frames of one event-loop turn leave in one socket write: the socket stays corked until the turn's check phase
+   * (setImmediate), when Node flushes everything queued with one writev. A turn handles every socket that was ready
+   * (many upstream responses on the agent, many gateway requests on the cluster), so at 50 concurrent requests one
+   * write carries the frames of several exchanges, where uncorking on the next tick wrote once per socket read
+   * (docs/performance.md, "Tunnel, session 4"). The delay is the rest of the turn's I/O callbacks, never a timer.
    * ws corks and uncorks around each message itself; corking nests, so its uncork does not flush early.
    */
   #coalesce(): void {
@@ -163,11 +166,13 @@ export class WebSocketTransport implements TunnelTransport {
     if (this.#corked || !socket) return;
     this.#corked = true;
     socket.cork();
-    process.nextTick(() => {
-      this.#corked = false;
-      socket.uncork();
-    });
+    setImmediate(this.#uncork);
   }
+
+  readonly #uncork = (): void => {
+    this.#corked = false;
+    this.#ws._socket?.uncork();
+  };
 
   close(code = 1000, reason = ''): void {
     if (this.#closed) return;
