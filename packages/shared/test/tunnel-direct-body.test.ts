@@ -262,3 +262,18 @@ test('writeChunk before respond() throws, on a closed stream returns false; over
   assert.equal(s.error?.code, 'OVER_BUDGET');
   assert.equal(budget.used, 0);
 });
+
+test('readable and writable are made on first use; asked for after a reset they are already destroyed (no hang)', async () => {
+  const { client, server } = pair();
+  const accepted: TunnelStream[] = [];
+  server.onstream = (s) => accepted.push(s);
+  const s = client.openStream(head());
+  s.endChunks();
+  await settle();
+  accepted[0].reset('UPSTREAM_FAILED', 'gone');
+  await settle();
+  assert.equal(s.closed, true);
+  await assert.rejects(readAll(s.readable), (err: Error) => err instanceof TunnelStreamError && err.code === 'UPSTREAM_FAILED');
+  assert.equal(s.writable.destroyed, true);
+  assert.equal(client.activeStreams, 0);
+});

@@ -51,13 +51,15 @@ export async function sendToAgent(conn: AgentConnection, service: string, target
     stream.once('close', () => signal.removeEventListener('abort', onAbort));
   }
   if (typeof req.body === 'string' || req.body instanceof Uint8Array) {
-    stream.writable.end(Buffer.isBuffer(req.body) ? req.body : Buffer.from(req.body));
+    // A buffered body goes out as DATA + END without a Writable (END follows the body even if it waits for credit).
+    stream.writeChunk(Buffer.isBuffer(req.body) ? req.body : Buffer.from(req.body));
+    stream.endChunks();
   } else if (req.body) {
     pump(req.body as Readable, stream.writable, (err) => {
       if (err && !stream.closed) stream.reset('CANCEL', `request body failed: ${err.message}`);
     });
   } else {
-    stream.writable.end();
+    stream.endChunks();
   }
   try {
     const head = await stream.responseHead;

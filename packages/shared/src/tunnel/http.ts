@@ -2,7 +2,9 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { HeaderMap } from './frames.js';
-import type { TunnelStream } from './stream.js';
+import type { TunnelBodySink, TunnelStream } from './stream.js';
+
+const DISCARD: TunnelBodySink = { chunk: () => true, end: () => {}, fail: () => {} };
 
 /**
  * Hop-by-hop headers describe one TCP connection, not the exchange, so they never cross the tunnel (RFC 9110 §7.6.1).
@@ -128,7 +130,8 @@ export async function forwardStreamAsHTTP(
   describeError: (err: Error & { code?: string }, phase: 'request' | 'response') => string,
 ): Promise<void> {
   const head = stream.requestHead;
-  if (!head.hasBody) stream.readable.resume();
+  // No body: the peer's END is taken (and anything sent against the head dropped) without a Readable.
+  if (!head.hasBody) stream.attach(DISCARD);
   const body = head.hasBody ? await requestBodyOf(stream, headers) : undefined;
   if (stream.closed) return; // reset while its body arrived
   // dispatch, not undici's request(url): that one parses the URL and so normalizes the path.
@@ -215,28 +218,44 @@ export function requestBodyOf(stream: TunnelStream, headers: HeaderMap): Readabl
   const declared = headers['content-length'];
   const length = typeof declared === 'string' && /^\d{1,6}$/.test(declared) ? Number(declared) : -1;
   if (length < 0 || length > WHOLE_BODY_MAX) return stream.readable;
-  const readable = stream.readable;
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const finish = (body: Buffer | undefined) => {
-      readable.off('data', onData);
-      readable.off('end', onEnd);
-      readable.off('close', onClose);
-      resolve(body);
-    };
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (size > length) {
-        readable.pause();
-        finish(Buffer.concat(chunks));
-      }
-    };
-    const onEnd = () => finish(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
-    const onClose = () => finish(undefined);
-    readable.on('data', onData);
-    readable.on('end', onEnd);
-    readable.on('close', onClose);
-  });
+  return new Promise((resolve) => stream.attach(new WholeBody(length, resolve)));
+}
+
+/** Collects a small request body through TunnelStream#attach (no Readable for it); see requestBodyOf. */
+class WholeBody implements TunnelBodySink {
+  readonly #length: number;
+  readonly #resolve: (body: Buffer | undefined) => void;
+  #chunks: Buffer[] = [];
+  #size = 0;
+  #done = false;
+
+  constructor(length: number, resolve: (body: Buffer | undefined) => void) {
+    this.#length = length;
+    this.#resolve = resolve;
+  }
+
+  chunk(c: Buffer): boolean {
+    if (this.#done) return false;
+    this.#chunks.push(c);
+    this.#size += c.length;
+    if (this.#size <= this.#length) return true;
+    // Longer than it said: what arrived goes on, and the upstream's client refuses the length mismatch.
+    this.#finish(Buffer.concat(this.#chunks));
+    return false;
+  }
+
+  end(): void {
+    this.#finish(this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks, this.#size));
+  }
+
+  fail(): void {
+    this.#finish(undefined);
+  }
+
+  #finish(body: Buffer | undefined): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#chunks = [];
+    this.#resolve(body);
+  }
 }

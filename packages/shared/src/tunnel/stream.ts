@@ -76,8 +76,8 @@ export class TunnelStream extends EventEmitter {
   readonly initiator: 'local' | 'remote';
   /** The request head: sent by us (initiator local) or received (initiator remote). */
   readonly requestHead: RequestHead;
-  readonly readable: Readable;
-  readonly writable: Writable;
+  #readable?: Readable;
+  #writable?: Writable;
   /** DATA bytes received / sent on this stream. */
   bytesIn = 0;
   bytesOut = 0;
@@ -143,42 +143,6 @@ export class TunnelStream extends EventEmitter {
     this.#recvAllowance = host.streamWindow;
     this.#recvWindow = host.streamWindow;
     if (headBytes > 0 && host.budget.tryCharge(headBytes)) this.#charged += headBytes;
-    this.readable = new Readable({
-      highWaterMark: 64 * 1024,
-      read: () => {
-        this.#releaseConsumed();
-        this.#wantRead = true;
-        this.#drainQueue();
-      },
-      destroy: (err, cb) => {
-        if (!this.#closed && !this.readable.readableEnded) {
-          // An error fails the whole exchange; a plain destroy only gives up on this body (see the class comment).
-          if (err) this.#localReset(err);
-          else this.#abandonRead();
-        }
-        cb(err);
-      },
-    });
-    this.writable = new Writable({
-      // No buffer of its own: a producer that respects backpressure hands over one chunk at a time, and that chunk
-      // (#pending) is charged to the budget. A 64 KiB buffer here would hold uncounted bytes on every stalled stream.
-      highWaterMark: 0,
-      write: (chunk: Buffer, _enc, cb) => this.#write(chunk, cb),
-      final: (cb) => this.#final(cb),
-      destroy: (err, cb) => {
-        if (!this.#closed && !this.writable.writableFinished) this.#localReset(err);
-        cb(err);
-      },
-    });
-    // A reset is a normal event on a tunnel. Consumers observe it through pipeline()/'close'/`error`; an unobserved
-    // 'error' must never take the whole process (and every other stream) down.
-    this.readable.on('error', () => {});
-    this.writable.on('error', () => {});
-    this.readable.once('end', () => {
-      this.#releaseConsumed();
-      this.#maybeComplete();
-    });
-    this.writable.once('finish', () => this.#maybeComplete());
     if (initiator === 'local') {
       this.#responseHead = new Promise<ResponseHead>((resolve, reject) => {
         this.#resolveHead = resolve;
@@ -186,6 +150,70 @@ export class TunnelStream extends EventEmitter {
       });
       this.#responseHead.catch(() => {});
     }
+  }
+
+  /**
+   * The received body as a stream (the response on the opener, the request on the acceptor). Made on first use: the
+   * gateway takes a response through `attach` and the agent gives one through `writeChunk`, and two stream objects per
+   * tunnel stream on each side were a measurable part of a tunnelled request (docs/performance.md, "Tunnel,
+   * session 4").
+   */
+  get readable(): Readable {
+    return this.#readable ?? this.#makeReadable();
+  }
+
+  /** The body this side sends, as a stream. Made on first use (see `readable`). */
+  get writable(): Writable {
+    return this.#writable ?? this.#makeWritable();
+  }
+
+  #makeReadable(): Readable {
+    const readable = new Readable({
+      highWaterMark: 64 * 1024,
+      read: () => {
+        this.#releaseConsumed();
+        this.#wantRead = true;
+        this.#drainQueue();
+      },
+      destroy: (err, cb) => {
+        if (!this.#closed && !readable.readableEnded) {
+          // An error fails the whole exchange; a plain destroy only gives up on this body (see the class comment).
+          if (err) this.#localReset(err);
+          else this.#abandonRead();
+        }
+        cb(err);
+      },
+    });
+    this.#readable = readable;
+    // A reset is a normal event on a tunnel. Consumers observe it through pipeline()/'close'/`error`; an unobserved
+    // 'error' must never take the whole process (and every other stream) down.
+    readable.on('error', () => {});
+    readable.once('end', () => {
+      this.#releaseConsumed();
+      this.#maybeComplete();
+    });
+    // Asked for only after the stream ended abnormally (or after its body went elsewhere): it must not wait forever.
+    if (this.#closed || this.#sink || this.#readAbandoned) readable.destroy(this.error);
+    return readable;
+  }
+
+  #makeWritable(): Writable {
+    const writable = new Writable({
+      // No buffer of its own: a producer that respects backpressure hands over one chunk at a time, and that chunk
+      // (#pending) is charged to the budget. A 64 KiB buffer here would hold uncounted bytes on every stalled stream.
+      highWaterMark: 0,
+      write: (chunk: Buffer, _enc, cb) => this.#write(chunk, cb),
+      final: (cb) => this.#final(cb),
+      destroy: (err, cb) => {
+        if (!this.#closed && !writable.writableFinished) this.#localReset(err);
+        cb(err);
+      },
+    });
+    this.#writable = writable;
+    writable.on('error', () => {});
+    writable.once('finish', () => this.#maybeComplete());
+    if (this.#closed || this.#chunksEnded) writable.destroy(this.error);
+    return writable;
   }
 
   get closed(): boolean {
@@ -329,7 +357,7 @@ export class TunnelStream extends EventEmitter {
     }
     this.#recvAllowance -= payload.length;
     this.bytesIn += payload.length;
-    if (this.#readAbandoned || this.readable.destroyed) {
+    if (this.#readAbandoned || this.#readable?.destroyed) {
       // Nobody reads this body any more: drop the bytes but return their credit, or the peer could never finish.
       this.#unacked += payload.length;
       this.#returnCredit();
@@ -427,18 +455,20 @@ export class TunnelStream extends EventEmitter {
 
   #drainQueue(): void {
     if (this.#sink) return this.#deliver(this.#sink);
-    if (this.readable.destroyed) return;
+    const readable = this.#readable;
+    // No reader yet: the queue (charged, within the window) waits for one, as it would in a Readable's buffer.
+    if (!readable || readable.destroyed) return;
     while (this.#wantRead && this.#queue.length) {
       const b = this.#queue.shift()!;
       this.#queuedBytes -= b.length;
       this.#unacked += b.length;
       this.#readSinceGrowth += b.length;
       this.#pushedBytes += b.length;
-      this.#wantRead = this.readable.push(b);
+      this.#wantRead = readable.push(b);
     }
     if (this.#remoteEnded && !this.#queue.length && !this.#pushedEnd) {
       this.#pushedEnd = true;
-      this.readable.push(null);
+      readable.push(null);
     }
     this.#returnCredit();
   }
@@ -495,7 +525,7 @@ export class TunnelStream extends EventEmitter {
 
   /** Releases what the consumer has read out of `readable` since the last call (it is called from read()/'end'). */
   #releaseConsumed(): void {
-    const consumed = this.#pushedBytes - this.readable.readableLength;
+    const consumed = this.#pushedBytes - (this.#readable?.readableLength ?? 0);
     if (consumed <= this.#consumedBytes) return;
     const n = Math.min(consumed - this.#consumedBytes, this.#recvCharged);
     this.#consumedBytes = consumed;
@@ -540,8 +570,8 @@ export class TunnelStream extends EventEmitter {
   }
 
   #maybeComplete(): void {
-    if (this.#closed || !(this.writable.writableFinished || this.#chunksEnded)) return;
-    const readDone = this.readable.readableEnded || this.#sinkEnded || (this.#readAbandoned && this.#remoteEnded);
+    if (this.#closed || !(this.#writable?.writableFinished || this.#chunksEnded)) return;
+    const readDone = this.#readable?.readableEnded || this.#sinkEnded || (this.#readAbandoned && this.#remoteEnded);
     if (!readDone) {
       // Our side is done and the opener does not want the rest of the response: tell the peer to stop. (The acceptor
       // waits for the peer's END instead: a RESET could still destroy the response it sent before it is read.)
@@ -584,8 +614,10 @@ export class TunnelStream extends EventEmitter {
       this.#sinkSettled = true;
       this.#sink.fail(err);
     }
-    if (!this.readable.destroyed) this.readable.destroy(this.readable.readableEnded || this.#sink ? undefined : err);
-    if (!this.writable.destroyed) this.writable.destroy(this.writable.writableFinished || this.#chunksEnded ? undefined : err);
+    const r = this.#readable;
+    const w = this.#writable;
+    if (r && !r.destroyed) r.destroy(r.readableEnded || this.#sink ? undefined : err);
+    if (w && !w.destroyed) w.destroy(w.writableFinished || this.#chunksEnded ? undefined : err);
     this.emit('close');
   }
 }
