@@ -2,18 +2,19 @@ import type Docker from 'dockerode';
 import { registryOf, tagOf, type Workload } from '../workload.js';
 import type { SecretReader } from '../runtime.js';
 
-/** Why a pull failed, in words an operator can act on (never the credential itself). */
-function pullError(image: string, w: Workload, err: unknown): Error {
+/** Why a pull failed, in words an operator can act on (never the credential itself). Exported for its tests. */
+export function pullError(image: string, w: Workload, err: unknown): Error {
   const raw = ((err as { json?: { message?: string } }).json?.message ?? (err as Error).message ?? String(err)).trim();
   const registry = registryOf(image);
   let hint = '';
-  if (/unauthorized|authentication required|no basic auth credentials|denied|401/i.test(raw)) {
+  // Whole words: a registry on port 42401 is not an HTTP 401 (a test registry on a random port was taken for one).
+  if (/unauthorized|authentication required|no basic auth credentials|denied|\b401\b/i.test(raw)) {
     hint = w.container.credentials
       ? ` — the registry refused the credentials of user "${w.container.credentials.usernamePassword.username}" (check Secret "${w.container.credentials.usernamePassword.password.fromSecret}")`
       : ' — the registry needs credentials: set upstream.container.credentials.usernamePassword';
   } else if (/manifest unknown|not found|does not exist/i.test(raw)) {
     hint = ' — no such image or tag in the registry';
-  } else if (/connection refused|no such host|timeout|EOF|dial tcp/i.test(raw)) {
+  } else if (/connection refused|no such host|timeout|\bEOF\b|dial tcp/i.test(raw)) {
     hint = ` — registry ${registry} is unreachable`;
   }
   return new Error(`pull of image ${image} failed: ${raw}${hint}`);
