@@ -41,7 +41,7 @@ export interface SseArrival { at: number; data: string }
  * Reads an SSE body event by event (until it ends, or after `max` events), recording when each one arrived —
  * the measurement behind every "not buffered" test.
  */
-export async function readSseArrivals(body: AsyncIterable<Buffer | string>, max = Infinity): Promise<SseArrival[]> {
+export async function readSseArrivals(body: AsyncIterable<Buffer | string>, max = Infinity, onEvent?: (e: SseArrival) => void): Promise<SseArrival[]> {
   const out: SseArrival[] = [];
   let buf = '';
   for await (const chunk of body) {
@@ -50,7 +50,9 @@ export async function readSseArrivals(body: AsyncIterable<Buffer | string>, max 
     while ((i = buf.indexOf('\n\n')) >= 0) {
       const event = buf.slice(0, i);
       buf = buf.slice(i + 2);
-      out.push({ at: Date.now(), data: event.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n') });
+      const arrival = { at: Date.now(), data: event.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n') };
+      out.push(arrival);
+      onEvent?.(arrival);
     }
     if (out.length >= max) break;
   }
