@@ -18,6 +18,12 @@ let keyPos = KEY_POOL_BYTES;
 /** The key rotated by one byte, for the payload after the 9-byte tunnel header (9 mod 4 = 1). */
 const rotated = Buffer.alloc(4);
 
+/** The size of maskedTunnelFrame's output for a payload of `payloadBytes`. */
+export function maskedFrameBytes(payloadBytes: number): number {
+  const n = FRAME_HEADER_BYTES + payloadBytes;
+  return (n < 126 ? 2 : n < 65536 ? 4 : 10) + 4 + n;
+}
+
 /**
  * One tunnel frame as one masked, binary, final WebSocket frame (RFC 6455 §5.2), built in one buffer: the WebSocket
  * header and a fresh masking key, then the tunnel header and the payload masked straight from where they are.
@@ -26,12 +32,14 @@ const rotated = Buffer.alloc(4);
  * given, and what it was given was itself a copy (the tunnel frame, header + payload). So each DATA payload was
  * allocated and copied twice and then written; here it is allocated and masked once (docs/performance.md, "Tunnel,
  * session 4"). The key is fresh and unpredictable for every frame, as §5.3 requires: 4 bytes of a CSPRNG pool.
+ * `into`: a buffer to build it in when it is large enough (the transport's recycled frame buffers).
  */
-export function maskedTunnelFrame(type: number, streamId: number, payload: Buffer, mask: MaskFunction): Buffer {
+export function maskedTunnelFrame(type: number, streamId: number, payload: Buffer, mask: MaskFunction, into?: Buffer): Buffer {
+  const total = maskedFrameBytes(payload.length);
   const n = FRAME_HEADER_BYTES + payload.length;
   const lenBytes = n < 126 ? 0 : n < 65536 ? 2 : 8;
   const start = 2 + lenBytes + 4; // where the masked message begins
-  const out = Buffer.allocUnsafe(start + n);
+  const out = into && into.length >= total ? into.subarray(0, total) : Buffer.allocUnsafe(total);
   out[0] = 0x82; // FIN, opcode 2 (binary)
   if (lenBytes === 0) {
     out[1] = 0x80 | n;

@@ -2,7 +2,7 @@ import { encodeFrame, type FrameType } from './frames.js';
 import {
   TRANSPORT_HIGH_WATER_MARK, TRANSPORT_LOW_WATER_MARK, type TransportCloseInfo, type TunnelTransport,
 } from './transport.js';
-import { maskedTunnelFrame, type MaskFunction } from './ws-frame.js';
+import { maskedFrameBytes, maskedTunnelFrame, type MaskFunction } from './ws-frame.js';
 
 /**
  * The part of a `ws` WebSocket this transport uses. Declared structurally so `shared` needs no `ws` dependency:
@@ -27,6 +27,15 @@ export interface WebSocketLike {
 }
 
 const CONNECTING = 0;
+
+/**
+ * Frame buffers the client transport recycles: big enough for a full DATA frame (MAX_DATA_FRAME payload, the tunnel
+ * header and the largest WebSocket header); frames under POOLED_MIN come from Node's own small-buffer pool.
+ */
+const POOLED_FRAME_BYTES = 64 * 1024 + 32;
+const POOLED_MIN = 4 * 1024;
+/** Free frame buffers kept per transport (4 MiB at most). */
+const MAX_FREE_FRAMES = 64;
 const OPEN = 1;
 
 export interface WebSocketTransportOptions {
@@ -56,6 +65,9 @@ export class WebSocketTransport implements TunnelTransport {
   readonly #high: number;
   readonly #low: number;
   readonly #mask?: MaskFunction;
+  /** Recycled frame buffers, and those written but not yet handed to the kernel (in write order). */
+  #freeFrames: Buffer[] = [];
+  #inFlight: Buffer[] = [];
   #lastSeen = Date.now();
   #timer?: NodeJS.Timeout;
   #needDrain = false;
@@ -136,13 +148,32 @@ export class WebSocketTransport implements TunnelTransport {
     if (!this.#mask || !socket || this.#ws.extensions) return this.send(encodeFrame(type, streamId, payload));
     if (this.#closed || this.#ws.readyState !== OPEN) return false;
     this.#coalesce();
-    socket.write(maskedTunnelFrame(type, streamId, payload, this.#mask), this.#afterSend);
+    const size = maskedFrameBytes(payload.length);
+    if (size >= POOLED_MIN && size <= POOLED_FRAME_BYTES) {
+      const buf = this.#freeFrames.pop() ?? Buffer.allocUnsafeSlow(POOLED_FRAME_BYTES);
+      this.#inFlight.push(buf);
+      socket.write(maskedTunnelFrame(type, streamId, payload, this.#mask, buf), this.#afterPooledSend);
+    } else {
+      socket.write(maskedTunnelFrame(type, streamId, payload, this.#mask), this.#afterSend);
+    }
     if (this.#ws.bufferedAmount >= this.#high) {
       this.#needDrain = true;
       return false;
     }
     return true;
   }
+
+  /**
+   * A recycled frame buffer was written (the kernel has the bytes: Node's write callbacks come in write order, and
+   * libuv no longer reads the buffer). Allocating a fresh 64 KiB buffer per DATA frame made V8 run a full mark-compact
+   * about once per 10 MB sent, for external memory pressure (docs/performance.md, "Tunnel, session 4"). A failed write
+   * does not give its buffer back: the socket is going down.
+   */
+  readonly #afterPooledSend = (err?: Error | null): void => {
+    const buf = this.#inFlight.shift();
+    if (!err && buf && this.#freeFrames.length < MAX_FREE_FRAMES) this.#freeFrames.push(buf);
+    this.#afterSend(err);
+  };
 
   /** One callback for every frame (not a closure per frame): reports the drain once the buffer is low again. */
   readonly #afterSend = (err?: Error | null): void => {
