@@ -1,3 +1,4 @@
+import * as nodeCrypto from 'node:crypto';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { feedOf, type ChangeFeed, type FeedOp, type StoreSource } from '../store/change-feed.js';
 
@@ -14,8 +15,14 @@ export interface TokenRow {
   expiresAt?: number;
 }
 
+/**
+ * `crypto.hash`, the one-shot digest (Node 20.12+), when the runtime has it: every gateway request hashes its token,
+ * and building a Hash object for it cost about twice as much. Node 20 before 20.12 falls back to createHash.
+ */
+const oneShotHash = (nodeCrypto as { hash?: (alg: string, data: string, enc: 'base64url') => string }).hash;
+
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('base64url');
+  return oneShotHash ? oneShotHash('sha256', token, 'base64url') : createHash('sha256').update(token).digest('base64url');
 }
 
 export function hashesEqual(a: string, b: string): boolean {
