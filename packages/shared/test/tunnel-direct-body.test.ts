@@ -277,3 +277,26 @@ test('readable and writable are made on first use; asked for after a reset they 
   assert.equal(s.writable.destroyed, true);
   assert.equal(client.activeStreams, 0);
 });
+
+test('discard() takes an empty request body\'s END: the acceptor completes (left untaken, its stream stays open)', async () => {
+  const { client, server } = pair();
+  const accepted: TunnelStream[] = [];
+  server.onstream = (s) => {
+    accepted.push(s);
+    if (accepted.length === 1) s.discard();
+    s.respond({ status: 200, headers: {} });
+    s.writeChunk(Buffer.from('hi'));
+    s.endChunks();
+  };
+  for (let i = 0; i < 2; i++) {
+    const s = client.openStream(head());
+    s.endChunks();
+    await s.responseHead;
+    assert.equal((await readAll(s.readable)).toString(), 'hi');
+  }
+  await settle();
+  assert.equal(accepted[0].closed, true, 'discarded: complete');
+  assert.equal(accepted[1].closed, false, 'never taken: still open');
+  assert.equal(server.activeStreams, 1);
+  assert.equal(client.activeStreams, 0);
+});

@@ -102,9 +102,15 @@ export class ReplicaLinks {
     const onAbort = () => stream.reset('CANCEL', 'client went away');
     signal?.addEventListener('abort', onAbort, { once: true });
     stream.once('close', () => signal?.removeEventListener('abort', onAbort));
-    if (typeof req.body === 'string' || req.body instanceof Uint8Array) stream.writable.end(Buffer.isBuffer(req.body) ? req.body : Buffer.from(req.body));
-    else if (req.body) pump(req.body as Readable, stream.writable, (err) => err && !stream.closed && stream.reset('CANCEL', `request body failed: ${err.message}`));
-    else stream.writable.end();
+    if (typeof req.body === 'string' || req.body instanceof Uint8Array) {
+      // DATA + END without a Writable, as the hub sends a buffered body to its agent (tunnel/dispatch.ts).
+      stream.writeChunk(Buffer.isBuffer(req.body) ? req.body : Buffer.from(req.body));
+      stream.endChunks();
+    } else if (req.body) {
+      pump(req.body as Readable, stream.writable, (err) => err && !stream.closed && stream.reset('CANCEL', `request body failed: ${err.message}`));
+    } else {
+      stream.endChunks();
+    }
     // No answer in time: the stream is reset, which rejects the head with the reset (told apart by `timedOut`).
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -113,7 +119,7 @@ export class ReplicaLinks {
     }, this.#headersMs);
     try {
       const head = await stream.responseHead;
-      return { statusCode: head.status, headers: head.headers, body: stream.readable };
+      return { statusCode: head.status, headers: head.headers, body: stream.readable, attach: (sink) => stream.attach(sink) };
     } catch (err) {
       if (signal?.aborted) throw signal.reason ?? err;
       if (timedOut) throw new OcteliumError('UPSTREAM_TIMEOUT', `no answer within ${this.#headersMs} ms from the replica at ${new URL(peerURL).host} holding the agent of user ${userName}`);
@@ -149,6 +155,10 @@ export class ReplicaLinks {
     // Cancelled only when the forwarding side reset the stream; a stream that completed has nothing left to cancel.
     const cancel = new CancelSignal();
     s.once('close', () => s.error && cancel.abort(new Error(`the forwarding replica went away: ${s.error.reason}`)));
+    // A request without a body still ends with END, which must be taken for the stream to complete: left unread, every
+    // forwarded GET (an SSE stream, say) stayed open on this side, its head charged to the link's budget, until the
+    // link closed.
+    if (!head.hasBody) s.discard();
     let res: TunnelResponse;
     try {
       const body = head.hasBody ? await requestBodyOf(s, headers) : undefined;

@@ -4,8 +4,6 @@ import type { Dispatcher } from 'undici';
 import type { HeaderMap } from './frames.js';
 import type { TunnelBodySink, TunnelStream } from './stream.js';
 
-const DISCARD: TunnelBodySink = { chunk: () => true, end: () => {}, fail: () => {} };
-
 /**
  * Hop-by-hop headers describe one TCP connection, not the exchange, so they never cross the tunnel (RFC 9110 §7.6.1).
  * `host` is dropped too: each side's HTTP client sets the Host of the URL it really dials (MCP servers check it).
@@ -131,7 +129,7 @@ export async function forwardStreamAsHTTP(
 ): Promise<void> {
   const head = stream.requestHead;
   // No body: the peer's END is taken (and anything sent against the head dropped) without a Readable.
-  if (!head.hasBody) stream.attach(DISCARD);
+  if (!head.hasBody) stream.discard();
   const body = head.hasBody ? await requestBodyOf(stream, headers) : undefined;
   if (stream.closed) return; // reset while its body arrived
   // dispatch, not undici's request(url): that one parses the URL and so normalizes the path.

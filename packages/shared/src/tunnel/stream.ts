@@ -269,6 +269,14 @@ export class TunnelStream extends EventEmitter {
     return new AttachedBody(this);
   }
 
+  /**
+   * Takes the received body and drops it: for a request that has none (its END must still be taken for the stream to
+   * complete) or whose body nobody wants. Credit goes back as for any body.
+   */
+  discard(): void {
+    this.attach(DISCARD);
+  }
+
   /** AttachedBody#resume. */
   _resumeSink(): void {
     if (!this.#sinkPaused) return;
@@ -623,6 +631,8 @@ export class TunnelStream extends EventEmitter {
 }
 
 function noop(): void {}
+
+const DISCARD: TunnelBodySink = { chunk: () => true, end: noop, fail: noop };
 
 /** The consumer's handle on an attached body: a class, so no closures per response. */
 class AttachedBody implements TunnelBodySource {
