@@ -109,3 +109,18 @@ test('writeBody: a producer that already ended while connecting settles at once;
   await assert.rejects(failing, /bad event/);
   assert.equal(stopped, true);
 });
+
+test('writeBody: a producer that throws while attaching rejects the body with its error and leaves nothing behind', async () => {
+  const ctx = ctxOf(new FakeRes());
+  const broken = writeBody(ctx, [{ map: (c) => [c], end: () => [], idle: { ms: 10, chunk: Buffer.from(': ka\n\n') } }], { attach: () => { throw new Error('cannot start'); } });
+  await assert.rejects(broken, /cannot start/);
+  // The client going away afterwards finds no writer listening: no second settlement, no unhandled rejection.
+  let unhandled: unknown;
+  const onUnhandled = (e: unknown) => void (unhandled = e);
+  process.on('unhandledRejection', onUnhandled);
+  ctx.abort.abort();
+  await new Promise((r) => setTimeout(r, 30));
+  process.off('unhandledRejection', onUnhandled);
+  assert.equal(unhandled, undefined);
+  assert.deepEqual(ctx.res.chunks, [], 'no keep-alive written by a timer left behind');
+});

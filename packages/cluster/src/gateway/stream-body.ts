@@ -70,9 +70,13 @@ class BodyWriter implements BodySink {
     if (signal.aborted) {
       // Gone before the body started: the producer is stopped at once; `chunk` refuses whatever it still hands over.
       this.#settled = true;
-      const source = producer.attach(this);
-      source.stop();
-      source.detach();
+      try {
+        const source = producer.attach(this);
+        source.stop();
+        source.detach();
+      } catch {
+        /* a producer that cannot even start: there is nobody left to tell */
+      }
       this.#reject(new Error('client closed the response'));
       return promise;
     }
@@ -80,7 +84,14 @@ class BodyWriter implements BodySink {
     const idle = this.maps.find(hasIdle)?.idle;
     // Written past the maps: they hold partial events back, so what went out so far ends on an event boundary.
     if (idle) this.#timer = setTimeout(() => this.#keepAlive(idle.chunk), idle.ms);
-    this.#source = producer.attach(this);
+    try {
+      this.#source = producer.attach(this);
+    } catch (err) {
+      // The producer failed to start: the writer settles with its error, and leaves no listener or timer behind
+      // (a listener left on the cancel signal would reject nothing anyone awaits when the client later goes away).
+      this.#done(err);
+      return promise;
+    }
     if (this.#settled) this.#source.detach(); // the producer settled while connecting (a body that had already ended)
     return promise;
   }
