@@ -54,7 +54,8 @@ function addCredential(name: string, v: string | string[] | undefined, into: Scr
 /**
  * Recently seen credential header values (per header name) and their scrubbable parts. A client sends the same
  * token on every request, and splitting it again each time (a regex, a trim, a length check per part) was a share
- * of each request's redaction. Bounded; what it holds are credentials the requests in flight carry anyway.
+ * of each request's redaction. Bounded: at most 256 recent values per header name stay in memory after their
+ * requests end (as the identity service's JWT cache keeps recent tokens); nothing of it is ever written anywhere.
  */
 const recentParts = new Map<string, Map<string, ReadonlyArray<readonly [raw: string, json: string]>>>();
 const RECENT_PARTS_MAX = 256;
