@@ -23,23 +23,10 @@ export function buildFacts(ctx: GatewayContext): RequestFacts {
   const path = q < 0 ? ctx.upstreamPath : ctx.upstreamPath.slice(0, q);
   const query: Record<string, string> = {};
   if (q >= 0) for (const [k, v] of new URLSearchParams(ctx.upstreamPath.slice(q + 1))) query[k] = v;
-  return {
-    user: ctx.principal?.user,
-    session: ctx.principal?.session,
-    service: ctx.service!,
-    namespace: ctx.namespace,
-    request: {
-      http: {
-        method: ctx.req.method ?? 'GET',
-        path,
-        uri: ctx.upstreamPath,
-        scheme: 'http',
-        host: ctx.req.headers.host ?? '',
-        headers,
-        query,
-        ...(ctx.bodyMap !== undefined ? { bodyMap: ctx.bodyMap } : {}),
-        ...(ctx.body ? { body: ctx.body.toString('utf8') } : {}),
-      },
-    },
-  };
+  const http: RequestFacts['request']['http'] = { method: ctx.req.method ?? 'GET', path, uri: ctx.upstreamPath, scheme: 'http', host: ctx.req.headers.host ?? '', headers, query };
+  // Assigned only when present (absent keys stay absent for `has()`), without a spread of a temporary object each.
+  const bodyMap = ctx.bodyMap;
+  if (bodyMap !== undefined) http.bodyMap = bodyMap;
+  if (ctx.body) http.body = ctx.body.toString('utf8');
+  return { user: ctx.principal?.user, session: ctx.principal?.session, service: ctx.service!, namespace: ctx.namespace, request: { http } };
 }

@@ -29,6 +29,13 @@ async function peekJsonRpcId(ctx: GatewayContext): Promise<void> {
   }
 }
 
+const REQUEST = Symbol('gateway request');
+type ResponseOfRequest = ServerResponse & { [REQUEST]?: GatewayContext };
+
+function abortUnfinished(this: ServerResponse): void {
+  if (!this.writableFinished) (this as ResponseOfRequest)[REQUEST]?.abort.abort();
+}
+
 /** The built-in stages, in design.md §5 order; startCluster lays them out with the subsystems' own (cluster.ts). */
 export function coreStages(deps: GatewayDeps) {
   return {
@@ -54,10 +61,10 @@ export function createGateway(deps: GatewayDeps, plan: GatewayPlan) {
 
   return async function handle(req: IncomingMessage, res: ServerResponse, target: { service: string; namespace: string; path: string }): Promise<void> {
     const ctx = new RequestContext(req, res, target, upstreamRequestHeaders(req, deps.limits?.trustedProxyHops));
-    // Client gone before we finished: abort the upstream request at once.
-    res.on('close', () => {
-      if (!res.writableFinished) ctx.abort.abort();
-    });
+    // Client gone before we finished: abort the upstream request at once. One shared listener (no closure per
+    // request) finds the request through the response.
+    (res as ResponseOfRequest)[REQUEST] = ctx;
+    res.on('close', abortUnfinished);
     for (const h of hooks) h.onRequest?.(ctx);
     try {
       for (const stage of stages) {

@@ -19,7 +19,7 @@ export function readBodyLimited(req: IncomingMessage, limit: number, what = 'req
     const chunks: Buffer[] = [];
     let size = 0;
     const done = (err?: Error) => {
-      req.off('data', onData).off('end', onEnd).off('error', done).off('aborted', onAborted);
+      req.off('data', onData).off('end', onEnd).off('error', done);
       if (err) reject(err);
       else resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
     };
@@ -33,8 +33,9 @@ export function readBodyLimited(req: IncomingMessage, limit: number, what = 'req
       chunks.push(c);
     };
     const onEnd = () => done();
-    const onAborted = () => done(Object.assign(new Error('client closed the request'), { code: 'ECONNRESET' }));
-    req.on('data', onData).on('end', onEnd).on('error', done).on('aborted', onAborted);
+    // A client that goes away mid-body: Node destroys the request with an ECONNRESET "aborted" error (after the
+    // deprecated 'aborted' event), so 'error' covers it.
+    req.on('data', onData).on('end', onEnd).on('error', done);
     if (req.readableEnded) done();
   });
 }

@@ -12,7 +12,7 @@ let roundRobin = 0;
 
 function pickEndpoint(u: Upstream): { url?: string; user?: string } {
   if (u.loadbalance) return u.loadbalance.endpoints[roundRobin++ % u.loadbalance.endpoints.length];
-  return { url: u.url, user: u.user };
+  return u; // its own url / user (read only): no copy per request
 }
 
 /** Maps undici failures onto design.md's 502 / 504. */
