@@ -20,4 +20,10 @@ test('a repeated request target gets the same frozen answer; a refused one is re
   // Many distinct targets: still right after the memory starts over.
   for (let i = 0; i < 2000; i++) assert.equal(parseRequestTarget('GET', `/svc/api/p${i}`, 'localhost', 'localhost').path, `/p${i}`);
   assert.equal(parseRequestTarget('GET', '/svc/api/x/../mcp?a=1', 'localhost:8080', 'localhost').path, '/mcp?a=1');
+  // A long target is answered right, frozen, but parsed each time rather than kept.
+  const long = `/svc/api/${'a'.repeat(3000)}`;
+  const l1 = parseRequestTarget('GET', long, 'localhost', 'localhost');
+  assert.equal(l1.kind === 'service' && l1.path, `/${'a'.repeat(3000)}`);
+  assert.ok(Object.isFrozen(l1));
+  assert.notEqual(parseRequestTarget('GET', long, 'localhost', 'localhost'), l1);
 });

@@ -1,6 +1,7 @@
 export * from './errors.js';
 export * from './duration.js';
 export * from './bounded-json.js';
+export * from './bounded-map.js';
 export * from './resource.js';
 export * from './kinds.js';
 export * from './validate.js';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { JWTPayload } from 'jose';
 import {
-  OcteliumError, type CreateCredentialResponse, type CredentialSpec, type LoginResponse, type Resource, type UserSpec,
+  BoundedMap, OcteliumError, type CreateCredentialResponse, type CredentialSpec, type LoginResponse, type Resource, type UserSpec,
 } from '@octelium-ts/shared';
 import type { ResourceStore } from '../store/resource-store.js';
 import type { KeyRing } from '../oauth/keyring.js';
@@ -23,7 +23,7 @@ function sessionName(user: string): string {
  * mirror the DB), so `authenticate` costs one hash and a few map reads per request.
  */
 export class IdentityService {
-  readonly #jwtCache = new Map<string, { principalKey: string; exp: number; claims: Pick<Principal, 'audience' | 'scopes' | 'clientID'> }>();
+  readonly #jwtCache = new BoundedMap<string, { principalKey: string; exp: number; claims: Pick<Principal, 'audience' | 'scopes' | 'clientID'> }>(JWT_CACHE_MAX);
 
   constructor(
     private readonly store: ResourceStore,
@@ -198,7 +198,6 @@ export class IdentityService {
     const payload = await this.keys.verify(token, this.issuer());
     if (!payload || typeof payload.sid !== 'string' || typeof payload.exp !== 'number') return undefined;
     const entry = { principalKey: payload.sid, exp: payload.exp, claims: claimsOf(payload) };
-    if (this.#jwtCache.size >= JWT_CACHE_MAX) this.#jwtCache.clear();
     this.#jwtCache.set(token, entry);
     return this.#principalOfJwt(entry);
   }

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { invalidClient, invalidClientMetadata, invalidRedirectUri } from './errors.js';
 import { guardedLookup, isAllowedAddress } from '../net/ssrf.js';
 import { isLoopbackHostname } from './resource-indicators.js';
+import { BoundedMap } from '@octelium-ts/shared';
 
 /** The subset of client metadata the authorization server acts on (RFC 7591 names). */
 export interface ClientMetadata {
@@ -32,7 +33,7 @@ const CACHE_MAX = 1_000;
  * off by default) admits `http://localhost|127.0.0.1|[::1]` documents and loopback addresses.
  */
 export class CimdResolver {
-  readonly #cache = new Map<string, { doc: ClientMetadata; expiresAt: number }>();
+  readonly #cache = new BoundedMap<string, { doc: ClientMetadata; expiresAt: number }>(CACHE_MAX);
   readonly #agent: Agent;
 
   constructor(private readonly allowLoopbackHttp = false) {
@@ -81,7 +82,6 @@ export class CimdResolver {
     if (status !== 200) throw invalidClient(`client metadata document answered HTTP ${status} (redirects are not followed)`);
     if (!String(headers['content-type'] ?? '').includes('json')) throw invalidClient('client metadata document is not JSON');
     const doc = validateDocument(clientId, body);
-    if (this.#cache.size >= CACHE_MAX) this.#cache.clear();
     this.#cache.set(clientId, { doc, expiresAt: Date.now() + ttlOf(headers['cache-control']) });
     return doc;
   }

@@ -1,4 +1,5 @@
 import { Environment, type ParseResult } from '@marcbachmann/cel-js';
+import { BoundedMap } from '@octelium-ts/shared';
 
 /**
  * One CEL environment for every policy expression: the only variable is `ctx` (a map, so field access on
@@ -17,7 +18,7 @@ export type Compiled =
 
 /** Expressions come from stored resources, so the set is small; the cap only bounds churn (re-applies). */
 const MAX_CACHED = 10_000;
-const cache = new Map<string, Compiled>();
+const cache = new BoundedMap<string, Compiled>(MAX_CACHED);
 
 /**
  * Parses and type-checks `expr` once; later calls with the same string return the cached result, so the
@@ -28,7 +29,6 @@ export function compile(expr: string): Compiled {
   let c = cache.get(expr);
   if (c) return c;
   c = compileUncached(expr);
-  if (cache.size >= MAX_CACHED) cache.clear();
   cache.set(expr, c);
   return c;
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Sql } from '../store/sql.js';
 import { LeaderLease, type LeaseHooks } from './leader-lease.js';
+import { BoundedMap } from '@octelium-ts/shared';
 
 /** A connected agent as the registry records it (from TunnelHub.agents()). */
 export interface LocalAgent { id: string; user: string; services: string[]; serveAll?: boolean }
@@ -29,7 +30,7 @@ export class ReplicaRegistry {
   readonly #leaseMs: number;
   readonly #suspects = new Map<string, number>();
   /** Recent answers of `holders`: forwarding must not cost a store round trip per request. */
-  readonly #cache = new Map<string, { until: number; holders: Holder[] }>();
+  readonly #cache = new BoundedMap<string, { until: number; holders: Holder[] }>(10_000);
   /** Leader leases this replica competes for; renewed on its heartbeat, given up when it closes. */
   readonly #leases: LeaderLease[] = [];
   #timer: NodeJS.Timeout | undefined;
@@ -104,7 +105,6 @@ export class ReplicaRegistry {
     const hit = this.#cache.get(key);
     if (hit && hit.until > now) return hit.holders.filter((h) => (this.#suspects.get(h.replicaId) ?? 0) <= now);
     const holders = this.#lookup(user, service, now);
-    if (this.#cache.size > 10_000) this.#cache.clear();
     this.#cache.set(key, { until: now + (holders.length ? this.#heartbeatMs : this.#heartbeatMs / 10), holders });
     return holders;
   }

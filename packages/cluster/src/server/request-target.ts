@@ -1,4 +1,4 @@
-import { NAME_RE, OcteliumError } from '@octelium-ts/shared';
+import { BoundedMap, NAME_RE, OcteliumError } from '@octelium-ts/shared';
 import { tryDecodeComponent } from '../api/uri-component.js';
 
 /**
@@ -73,8 +73,8 @@ function serviceName(raw: string): { service: string; namespace: string } {
  * frozen, since every request shares them; the map is bounded and starts over when full, so hostile variety costs
  * a re-parse, never memory.
  */
-const recentTargets = new Map<string, Readonly<Target>>();
-const RECENT_TARGETS_MAX = 512;
+const recentTargets = new BoundedMap<string, Readonly<Target>>(512);
+const MAX_REMEMBERED_TARGET = 2048;
 
 /**
  * Which part of the cluster a request is for (design.md §2): `<svc>.<domain>` and `<svc>.<ns>.<domain>` hosts
@@ -85,11 +85,12 @@ const RECENT_TARGETS_MAX = 512;
 export function parseRequestTarget(method: string, rawTarget: string, hostHeader: string | undefined, domainHost: string): Readonly<Target> {
   // `*` depends on the method; every other result depends on the target and the hosts only.
   if (rawTarget === '*') return parseUncached(method, rawTarget, hostHeader, domainHost);
+  // Long targets are parsed each time, not kept: 512 entries of a few KB at most, whatever clients send.
+  if (rawTarget.length + (hostHeader?.length ?? 0) > MAX_REMEMBERED_TARGET) return Object.freeze(parseUncached(method, rawTarget, hostHeader, domainHost));
   const key = `${domainHost}\n${hostHeader ?? ''}\n${rawTarget}`; // neither a header value nor a target holds a newline
   let t = recentTargets.get(key);
   if (!t) {
     t = Object.freeze(parseUncached(method, rawTarget, hostHeader, domainHost));
-    if (recentTargets.size >= RECENT_TARGETS_MAX) recentTargets.clear();
     recentTargets.set(key, t);
   }
   return t;

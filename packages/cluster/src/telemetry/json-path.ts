@@ -1,3 +1,5 @@
+import { BoundedMap } from '@octelium-ts/shared';
+
 /**
  * Redaction paths: dot-separated keys into a bodyMap, e.g. `params.arguments.password`.
  *   `*`  any one key or array index     `**` any depth (zero or more keys)     `0` an array index
@@ -6,13 +8,13 @@
  */
 export const REDACTED = '[REDACTED]';
 
-const compiled = new Map<string, string[]>();
+// Paths come from config: the bound only matters in a pathological case.
+const compiled = new BoundedMap<string, string[]>(1000);
 
 export function compilePath(path: string): string[] {
   let segs = compiled.get(path);
   if (!segs) {
     segs = path.replace(/^\$\.?/, '').split('.').filter(Boolean);
-    if (compiled.size > 1000) compiled.clear(); // paths come from config: this only bounds a pathological case
     compiled.set(path, segs);
   }
   return segs;

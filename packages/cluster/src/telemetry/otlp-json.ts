@@ -1,6 +1,7 @@
 import { logAttributes, spanError, spanName, spanOnlyAttributes, type Attributes, type LogFacts } from './attributes.js';
 import type { ByteBuffer } from './byte-buffer.js';
 import { itemFacts, type ExportItem } from './export-item.js';
+import { BoundedMap } from '@octelium-ts/shared';
 
 /**
  * OTLP/JSON (the OTLP/HTTP JSON encoding, opentelemetry-proto's JSON mapping) written straight from export items
@@ -97,7 +98,7 @@ function makeShape(f: LogFacts): Shape {
 
 /** Writes export request bodies (OTLP/JSON) for one resource (`service.name`) and instrumentation scope. */
 export class OtlpJsonEncoder {
-  readonly #shapes = new Map<string, Shape>();
+  readonly #shapes = new BoundedMap<string, Shape>(MAX_SHAPES);
   readonly #spansHead: string;
   readonly #logsHead: string;
   #lastCreatedAt = '';
@@ -116,7 +117,6 @@ export class OtlpJsonEncoder {
   #shape(it: ExportItem): Shape {
     let s = this.#shapes.get(it.labels);
     if (!s) {
-      if (this.#shapes.size >= MAX_SHAPES) this.#shapes.clear();
       this.#shapes.set(it.labels, (s = makeShape(itemFacts(it))));
     }
     return s;

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { AccessLog, ServiceConfig } from '@octelium-ts/shared';
+import { BoundedMap, type AccessLog, type ServiceConfig } from '@octelium-ts/shared';
 import type { GatewayContext } from '../gateway/context.js';
 import type { ResourceStore } from '../store/resource-store.js';
 import { REDACTED, redactPaths } from './json-path.js';
@@ -54,22 +54,24 @@ function addCredential(name: string, v: string | string[] | undefined, into: Scr
 /**
  * Recently seen credential header values (per header name) and their scrubbable parts. A client sends the same
  * token on every request, and splitting it again each time (a regex, a trim, a length check per part) was a share
- * of each request's redaction. Bounded: at most 256 recent values per header name stay in memory after their
- * requests end (as the identity service's JWT cache keeps recent tokens); nothing of it is ever written anywhere.
+ * of each request's redaction. Bounded: at most 256 recent values (of at most 4 KB) per header name stay in memory
+ * after their requests end (as the identity service's JWT cache keeps recent tokens); none of it is written anywhere.
  */
-const recentParts = new Map<string, Map<string, ReadonlyArray<readonly [raw: string, json: string]>>>();
-const RECENT_PARTS_MAX = 256;
+const recentParts = new Map<string, BoundedMap<string, ReadonlyArray<readonly [raw: string, json: string]>>>();
 
 function scrubbableParts(name: string, value: string): ReadonlyArray<readonly [raw: string, json: string]> {
+  // A value longer than any token we issue (a JWT is ~1 KB) is split each time, not kept.
+  if (value.length > MAX_REMEMBERED_VALUE) return partsOf(name, value);
   let byValue = recentParts.get(name);
-  if (!byValue) recentParts.set(name, (byValue = new Map()));
+  if (!byValue) recentParts.set(name, (byValue = new BoundedMap(256)));
   let parts = byValue.get(value);
-  if (!parts) {
-    parts = credentialParts(name, value).filter((p) => p.length >= MIN_SCRUB_LENGTH).map((p) => [p, inJson(p)] as const);
-    if (byValue.size >= RECENT_PARTS_MAX) byValue.clear();
-    byValue.set(value, parts);
-  }
+  if (!parts) byValue.set(value, (parts = partsOf(name, value)));
   return parts;
+}
+const MAX_REMEMBERED_VALUE = 4096;
+
+function partsOf(name: string, value: string): ReadonlyArray<readonly [raw: string, json: string]> {
+  return credentialParts(name, value).filter((p) => p.length >= MIN_SCRUB_LENGTH).map((p) => [p, inJson(p)] as const);
 }
 
 /** How a string value appears inside the log's JSON (what the fast path searches for). */

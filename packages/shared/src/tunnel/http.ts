@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { HeaderMap } from './frames.js';
 import type { TunnelBodySink, TunnelStream } from './stream.js';
+import { BoundedMap } from '../bounded-map.js';
 
 /**
  * Hop-by-hop headers describe one TCP connection, not the exchange, so they never cross the tunnel (RFC 9110 §7.6.1).
@@ -70,8 +71,7 @@ interface ParsedUpstream { normalized: string; origin: string; basePath: string 
  * percent of the CPU per request. A Service names a handful of upstreams, so the parsed forms are remembered; the
  * bound keeps a peer that sends ever new URLs from growing it.
  */
-const parsedUpstreams = new Map<string, ParsedUpstream>();
-const MAX_PARSED_UPSTREAMS = 1024;
+const parsedUpstreams = new BoundedMap<string, ParsedUpstream>(1024);
 
 function parsedUpstream(url: string): ParsedUpstream {
   const known = parsedUpstreams.get(url);
@@ -84,7 +84,6 @@ function parsedUpstream(url: string): ParsedUpstream {
   // The base path of the normalized form, as joinUpstreamURL always used it (parsed again from the normalized URL).
   const base = new URL(normalized);
   const parsed = { normalized, origin: base.origin, basePath: base.pathname === '/' ? '' : base.pathname };
-  if (parsedUpstreams.size >= MAX_PARSED_UPSTREAMS) parsedUpstreams.clear();
   parsedUpstreams.set(url, parsed);
   return parsed;
 }
