@@ -27,7 +27,7 @@ function refOfStored(r: Resource): ObjectRef {
  * request's start and end do not push each other out.
  */
 const isoSlots: Array<{ ms: number; iso: string }> = Array.from({ length: 8 }, () => ({ ms: -1, iso: '' }));
-export function isoTime(ms: number): string {
+function isoTime(ms: number): string {
   const slot = isoSlots[ms & 7];
   if (slot.ms !== ms) {
     slot.iso = new Date(ms).toISOString();
