@@ -89,10 +89,16 @@ test('SIGKILL during applies: every apply that succeeded survives, the one in fl
       try {
         await api.apply({ resources: batch(b) });
         outcome.set(b, 'ok');
-        // Kill synchronously inside the success callback: the other loops' applies are on the wire right now.
         if ([...outcome.values()].filter((o) => o === 'ok').length >= 8 && !killed) {
           killed = true;
+          // The other loops' applies are on the wire, but on a fast store all of them may already be answered and
+          // waiting in the client's buffer. So one more goes out now, and the cluster dies 2 ms later, while it is
+          // being handled (an apply of 30 padded resources takes tens of ms here).
+          const last = next++;
+          const lastDone = api.apply({ resources: batch(last) }).then(() => outcome.set(last, 'ok'), () => outcome.set(last, 'failed'));
+          await new Promise((r) => setTimeout(r, 2));
           c.proc.kill('SIGKILL');
+          await lastDone;
         }
       } catch {
         outcome.set(b, 'failed');
